@@ -1,0 +1,183 @@
+"""BertForWordMapping: encoder -> one pooled embedding -> linear projection onto output words.
+
+This file is copied next to the weights by `save_pretrained` and must import nothing from `hf_bertmap` but its
+configuration, relatively.
+"""
+
+import inspect
+
+import torch
+from torch import nn
+from transformers import AutoModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from .configuration_bertmap import BertMapConfig
+
+
+def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of `hidden_states` (batch, seq, hidden) over the positions where `attention_mask` is 1."""
+    mask = attention_mask.unsqueeze(-1).to(hidden_states.dtype)  # (batch, seq, 1)
+    return (hidden_states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+
+
+def last_token(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Hidden state of the last position where `attention_mask` is 1 (works with left or right padding)."""
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    last = (attention_mask.long() * positions).argmax(dim=1)  # (batch,)
+    return hidden_states[torch.arange(hidden_states.shape[0], device=hidden_states.device), last]
+
+
+def soft_cross_entropy(logits: torch.Tensor, gold: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+    """Cross-entropy against a multi-hot `gold` (batch, num_labels): the mass is split evenly over a row's golds.
+
+    Rows without any gold (a target outside the label set) add nothing.
+    """
+    counts = gold.sum(dim=-1, keepdim=True)  # (batch, 1)
+    target = gold / counts.clamp(min=1)
+    if label_smoothing > 0:
+        target = (1 - label_smoothing) * target + label_smoothing / logits.shape[-1]
+    per_row = -(target * torch.log_softmax(logits, dim=-1)).sum(dim=-1)
+    has_gold = counts.squeeze(-1) > 0
+    if not has_gold.any():
+        return logits.sum() * 0.0
+    return per_row[has_gold].mean()
+
+
+class BertMapPreTrainedModel(PreTrainedModel):
+    config_class = BertMapConfig
+    base_model_prefix = "bertmap"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_attention_backend = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        # Sub-models (the encoder) are initialised by their own `_init_weights`; this covers the head.
+        if isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+
+
+class BertForWordMapping(BertMapPreTrainedModel):
+    """Maps a short phrase to one word: `fishy -> smell`, `very chonky -> size`.
+
+    The phrase runs through `config.encoder_config`'s encoder, `config.pooling` takes one embedding, and a linear
+    layer projects it onto `config.id2label` (`head="labels"`) or onto the whole vocabulary (`head="vocab"`).
+    """
+
+    def __init__(self, config: BertMapConfig):
+        super().__init__(config)
+        self.encoder = AutoModel.from_config(config.encoder_config)
+        if config.pooling == "pooler":
+            if getattr(self.encoder, "pooler", None) is None:
+                raise ValueError(
+                    f"pooling='pooler' needs an encoder with a pooler layer; {config.encoder_config.model_type!r} "
+                    "has none. Use pooling='mean' or 'cls'."
+                )
+        elif getattr(self.encoder, "pooler", None) is not None:
+            self.encoder.pooler = None  # unused: keep it out of the weights and of DDP's gradient sync
+        self._encoder_takes_token_type_ids = "token_type_ids" in inspect.signature(self.encoder.forward).parameters
+
+        hidden_size = config.encoder_config.hidden_size
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        if config.head == "labels":
+            self.vocab_transform = None
+            self.classifier = nn.Linear(hidden_size, config.num_labels)
+        else:
+            word_embeddings = self.encoder.get_input_embeddings()
+            vocab_size, embedding_size = word_embeddings.weight.shape
+            if config.num_labels != vocab_size:
+                raise ValueError(
+                    f"head='vocab' needs one label per vocabulary entry: id2label has {config.num_labels} labels, "
+                    f"the encoder's vocabulary {vocab_size}."
+                )
+            # Encoders whose embeddings are narrower than their hidden states (ELECTRA) need a projection first.
+            self.vocab_transform = nn.Linear(hidden_size, embedding_size) if embedding_size != hidden_size else None
+            self.classifier = nn.Linear(embedding_size, vocab_size)
+            source = next(name for name, p in self.encoder.named_parameters() if p is word_embeddings.weight)
+            self._tied_weights_keys = {"classifier.weight": f"encoder.{source}"}
+        self.post_init()
+
+    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
+        """The pooled phrase embedding (batch, hidden) that the head projects."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        token_type_ids = kwargs.pop("token_type_ids", None)
+        if token_type_ids is not None and self._encoder_takes_token_type_ids:
+            kwargs["token_type_ids"] = token_type_ids
+        outputs = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        hidden_states = outputs.last_hidden_state  # (batch, seq, hidden)
+        if self.config.pooling == "mean":
+            return masked_mean(hidden_states, attention_mask)
+        if self.config.pooling == "cls":
+            return hidden_states[:, 0]
+        if self.config.pooling == "last":
+            return last_token(hidden_states, attention_mask)
+        return outputs.pooler_output
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size,)` or `(batch_size, max_golds)`, *optional*):
+            The gold word's index in `config.id2label`; or, for phrases with several correct words
+            (`high -> height | pitch`), every gold index padded with -100, the loss then splitting its mass evenly
+            over them. Rows whose golds are all -100 add no loss.
+        """
+        pooled = self.pool(input_ids, attention_mask, token_type_ids=token_type_ids, **kwargs)
+        pooled = self.dropout(pooled)
+        if self.vocab_transform is not None:
+            pooled = self.vocab_transform(pooled)
+        logits = self.classifier(pooled) / self.config.temperature  # (batch, num_labels)
+
+        loss = None
+        if labels is not None:
+            labels = labels.to(logits.device)
+            if labels.dim() == 1:
+                labels = labels.unsqueeze(-1)
+            gold = torch.zeros_like(logits)
+            valid = labels >= 0
+            gold.scatter_(1, labels.clamp(min=0), valid.to(logits.dtype))
+            loss = soft_cross_entropy(logits, gold, self.config.label_smoothing)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    @torch.no_grad()
+    def initialize_head_from_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
+        """Start each label's head row from the pooled embedding of the label's own text.
+
+        `input_ids`/`attention_mask` hold the tokenised label names, one row per label in `id2label` order. The
+        rows are scaled to unit norm, so training starts from meaning rather than noise.
+        """
+        if self.config.head != "labels":
+            raise ValueError("initialize_head_from_inputs only applies to head='labels'")
+        if input_ids.shape[0] != self.config.num_labels:
+            raise ValueError(f"expected {self.config.num_labels} label rows, got {input_ids.shape[0]}")
+        was_training = self.training
+        self.eval()
+        embeddings = self.pool(input_ids.to(self.device), attention_mask.to(self.device))
+        self.train(was_training)
+        self.classifier.weight.copy_(nn.functional.normalize(embeddings, dim=-1))
+        self.classifier.bias.zero_()
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        # `register_for_auto_class` maps one Auto class; also map the sequence-classification one so that
+        # `pipeline("text-classification", model=..., trust_remote_code=True)` finds the model class.
+        if self._auto_class is not None:
+            auto_map = dict(getattr(self.config, "auto_map", None) or {})
+            auto_map["AutoModelForSequenceClassification"] = f"{self.__class__.__module__.split('.')[-1]}.{self.__class__.__name__}"
+            self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+__all__ = ["BertForWordMapping", "BertMapPreTrainedModel"]
