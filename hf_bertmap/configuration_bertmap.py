@@ -33,6 +33,9 @@ class BertMapConfig(PreTrainedConfig):
             Label smoothing of the cross-entropy loss.
         temperature (`float`, defaults to 1.0):
             Divides the logits; fitted on validation data to calibrate probabilities (1.0 = uncalibrated).
+        lowercase (`bool`, defaults to `True`):
+            Whether phrases were lower-cased (and whitespace collapsed) before tokenisation in training; inference
+            does the same.
         initializer_range (`float`, defaults to 0.02):
             Standard deviation of the normal init of the head.
 
@@ -55,6 +58,7 @@ class BertMapConfig(PreTrainedConfig):
     classifier_dropout: float = 0.1
     label_smoothing: float = 0.0
     temperature: float = 1.0
+    lowercase: bool = True
     initializer_range: float = 0.02
     tie_word_embeddings: bool = False
 

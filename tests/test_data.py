@@ -1,0 +1,206 @@
+"""Data pipeline: reading, validation errors, grouping, phrase-disjoint splits, augmentation, collation."""
+
+import pytest
+import torch
+from conftest import PAIRS, write_pairs
+
+from hf_bertmap.arguments import DataArguments
+from hf_bertmap.data import (
+    BUILTIN_DATA,
+    MODIFIERS,
+    DataValidationError,
+    WordMappingCollator,
+    augment_with_modifiers,
+    check_vocab_targets,
+    encode_labels,
+    group_by_phrase,
+    label_list_for,
+    load_splits,
+    normalize_text,
+    read_pair_file,
+    split_by_phrase,
+    tokenize_splits,
+    validate_pairs,
+)
+
+
+def test_normalize_text_collapses_whitespace_underscores_and_case():
+    assert normalize_text("  Very   Chonky\t") == "very chonky"
+    assert normalize_text("olfactory_property") == "olfactory property"
+    assert normalize_text("Size", lowercase=False) == "Size"
+
+
+def test_builtin_wordnet_file_has_the_documented_counts():
+    dataset = read_pair_file(str(BUILTIN_DATA))
+    assert dataset.column_names == ["phrase", "target", "synset", "source"]
+    assert len(dataset) == 7743
+    assert sum(s == "direct" for s in dataset["source"]) == 802
+    assert len(set(dataset["phrase"])) == 6172
+    assert len(set(dataset["synset"])) == 320
+    rows = set(zip(dataset["phrase"], dataset["target"]))
+    assert {("large", "size"), ("hot", "temperature"), ("scentless", "odor"), ("high", "pitch")} <= rows
+
+
+def test_builtin_splits_are_phrase_disjoint_deterministic_and_seeded():
+    splits = load_splits(DataArguments())
+    phrases = {split: set(ds["phrase"]) for split, ds in splits.items()}
+    assert not phrases["train"] & phrases["test"] and not phrases["train"] & phrases["validation"]
+    assert not phrases["validation"] & phrases["test"]
+    assert sum(len(p) for p in phrases.values()) == 6172
+    assert 0.17 < len(phrases["test"]) / 6172 < 0.23 and 0.07 < len(phrases["validation"]) / 6172 < 0.13
+    again = load_splits(DataArguments())
+    assert list(again["test"]["phrase"]) == list(splits["test"]["phrase"])
+    other_seed = load_splits(DataArguments(), seed=7)
+    assert set(other_seed["test"]["phrase"]) != phrases["test"]
+    split_of_high = next(s for s, p in phrases.items() if "high" in p)
+    row = splits[split_of_high][list(splits[split_of_high]["phrase"]).index("high")]
+    assert set(row["targets"]) >= {"height", "pitch"}
+
+
+def test_files_are_grouped_by_phrase_keeping_every_gold(pair_files):
+    splits = load_splits(DataArguments(train_file=str(pair_files["train"]),
+                                       validation_file=str(pair_files["validation"]),
+                                       test_file=str(pair_files["test"])))
+    train = dict(zip(splits["train"]["phrase"], splits["train"]["targets"]))
+    assert train["high"] == ["height", "pitch"]
+    assert len(splits["test"]) == len({p for i, (p, _) in enumerate(PAIRS) if i % 5 == 0 and p != "high"})
+
+
+def test_missing_splits_are_carved_from_train_by_phrase(pair_files):
+    splits = load_splits(DataArguments(train_file=str(pair_files["train"]), validation_split_percentage=20,
+                                       test_split_percentage=20))
+    assert all(len(splits[s]) > 0 for s in ("train", "validation", "test"))
+    assert not set(splits["train"]["phrase"]) & set(splits["test"]["phrase"])
+
+
+def test_tsv_jsonl_and_custom_column_names(tmp_path):
+    tsv = write_pairs(tmp_path / "pairs.tsv", [("Large", "Size"), ("hot", "temperature")], header=("adj", "word"))
+    splits = load_splits(DataArguments(train_file=str(tsv), phrase_column="adj", target_column="word",
+                                       validation_split_percentage=0, test_split_percentage=0))
+    assert list(splits["train"]["phrase"]) == ["large", "hot"]
+    assert list(splits["train"]["targets"]) == [["size"], ["temperature"]]
+    jsonl = tmp_path / "pairs.jsonl"
+    jsonl.write_text('{"phrase": "fishy", "target": "smell"}\n{"phrase": "big", "target": "size"}\n')
+    splits = load_splits(DataArguments(train_file=str(jsonl), validation_split_percentage=0, test_split_percentage=0))
+    assert sorted(splits["train"]["phrase"]) == ["big", "fishy"]
+
+
+def test_quoted_commas_and_tabs_survive_csv(tmp_path):
+    path = write_pairs(tmp_path / "q.csv", [("big, really\tbig", "size")])
+    assert list(read_pair_file(str(path))["phrase"]) == ["big, really\tbig"]
+
+
+def test_mixed_case_targets_are_one_label(tmp_path):
+    path = write_pairs(tmp_path / "m.csv", [("big", "Size"), ("huge", "size"), ("small", "SIZE")])
+    splits = load_splits(DataArguments(train_file=str(path), validation_split_percentage=0, test_split_percentage=0))
+    assert label_list_for("labels", splits["train"], tokenizer=None) == ["size"]
+
+
+def test_missing_column_names_the_file_and_its_columns(tmp_path):
+    path = write_pairs(tmp_path / "bad.csv", [("big", "size")], header=("adjective", "target"))
+    with pytest.raises(DataValidationError, match=r"bad.csv: no column 'phrase'; the columns are \['adjective', "
+                                                  r"'target'\]"):
+        load_splits(DataArguments(train_file=str(path)))
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ([("big", "size"), ("", "size")], r"row 2: empty phrase \(column 'phrase'\)"),
+    ([("big", "size"), ("   ", "size")], r"row 2: empty phrase"),
+    ([("big", "size"), ("hot", "temperature"), ("cold", "")], r"row 3: empty target \(column 'target'\)"),
+])
+def test_empty_cells_name_the_file_and_row(tmp_path, rows, message):
+    path = write_pairs(tmp_path / "rows.csv", rows)
+    with pytest.raises(DataValidationError, match=rf"rows.csv, {message}"):
+        load_splits(DataArguments(train_file=str(path)))
+
+
+def test_empty_file_and_header_only_file_are_refused(tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataValidationError, match="empty.csv: the file is empty"):
+        read_pair_file(str(empty))
+    header = write_pairs(tmp_path / "header.csv", [])
+    with pytest.raises(DataValidationError, match=r"header.csv: no rows \(a header alone is not data\)"):
+        read_pair_file(str(header))
+
+
+def test_non_utf8_file_names_the_byte_offset(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes("phrase,target\ncaf\xe9,taste\n".encode("latin-1"))
+    with pytest.raises(DataValidationError, match=r"latin1.csv: not UTF-8 text: byte 0xe9 at byte offset 17"):
+        read_pair_file(str(path))
+
+
+def test_bad_file_arguments_are_refused_when_parsed(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--train_file: no such file"):
+        DataArguments(train_file=str(tmp_path / "nope.csv"))
+    other = tmp_path / "pairs.xlsx"
+    other.write_text("x")
+    with pytest.raises(ValueError, match="must be a .csv, .tsv, .json or .jsonl file"):
+        DataArguments(train_file=str(other))
+
+
+def test_augmentation_adds_modified_copies_with_the_same_targets(pair_files):
+    train = load_splits(DataArguments(train_file=str(pair_files["train"]), validation_split_percentage=0,
+                                      test_split_percentage=0))["train"]
+    augmented = augment_with_modifiers(train, copies=2, seed=0)
+    assert len(augmented) == 3 * len(train)
+    originals = dict(zip(train["phrase"], train["targets"]))
+    prefixes = {template.format("") for template in MODIFIERS}
+    for phrase, targets in zip(augmented["phrase"][len(train):], augmented["targets"][len(train):]):
+        base = next(p for p in originals if phrase.endswith(" " + p))
+        assert phrase[: -len(base)] in prefixes and targets == originals[base]
+    assert list(augment_with_modifiers(train, copies=2, seed=0)["phrase"]) == list(augmented["phrase"])
+    assert augment_with_modifiers(train, copies=0, seed=0) is train
+
+
+def test_labels_are_sorted_training_targets_and_unknown_golds_are_dropped(pair_files):
+    splits = load_splits(DataArguments(train_file=str(pair_files["train"]), validation_file=str(
+        pair_files["validation"]), test_file=str(pair_files["test"])))
+    splits["test"] = group_by_phrase(
+        write_and_read([("loud", "loudness"), ("big", "size")], pair_files["test"].parent), "phrase", "target", True)
+    labels = label_list_for("labels", splits["train"], tokenizer=None)
+    assert labels == sorted(labels) and "size" in labels and "loudness" not in labels
+    encoded = encode_labels(splits, labels)
+    assert list(encoded["test"]["labels"]) == [[], [labels.index("size")]]
+    assert encoded["train"].features["labels"].feature.names == labels
+
+
+def write_and_read(rows, folder):
+    return read_pair_file(str(write_pairs(folder / "extra.csv", rows)))
+
+
+def test_vocab_head_targets_must_be_single_tokens(tokenizer, tmp_path):
+    path = write_pairs(tmp_path / "v.csv", [("big", "size"), ("hot", "taste property"), ("cold", "warmth")])
+    splits = load_splits(DataArguments(train_file=str(path), validation_split_percentage=0, test_split_percentage=0))
+    with pytest.raises(DataValidationError, match=r"2 target\(s\) are not: 'taste property', 'warmth'"):
+        check_vocab_targets(splits, tokenizer)
+
+
+def test_validate_pairs_accepts_good_rows(pair_files):
+    validate_pairs(read_pair_file(str(pair_files["train"])), "train.csv", "phrase", "target")
+
+
+def test_split_by_phrase_keeps_every_row_once():
+    from datasets import Dataset
+
+    data = Dataset.from_dict({"phrase": [f"p{i}" for i in range(200)], "targets": [["x"]] * 200})
+    splits = split_by_phrase(data, 10, 20, seed=1)
+    assert sorted(sum((list(splits[s]["phrase"]) for s in splits), [])) == sorted(data["phrase"])
+    assert 20 < len(splits["test"]) < 60
+
+
+def test_tokenised_batches_are_padded_dynamically_with_gold_padding(pair_files, tokenizer):
+    splits = load_splits(DataArguments(train_file=str(pair_files["train"]), validation_split_percentage=0,
+                                       test_split_percentage=0))
+    labels = label_list_for("labels", splits["train"], tokenizer)
+    tokenized = tokenize_splits(encode_labels(splits, labels), tokenizer, max_seq_length=8)
+    rows = [tokenized["train"][i] for i in range(len(tokenized["train"]))]
+    high = next(r for r in rows if r["phrase"] == "high")
+    big = next(r for r in rows if r["phrase"] == "big")
+    batch = WordMappingCollator(tokenizer)([dict(big), dict(high)])
+    assert batch["input_ids"].shape == (2, 3)  # [CLS] word [SEP]: padded to the longest row only
+    assert batch["labels"].tolist() == [[labels.index("size"), -100], [labels.index("height"), labels.index("pitch")]]
+    long = tokenizer("very " * 50, truncation=True, max_length=8)
+    assert len(long["input_ids"]) == 8
+    assert isinstance(batch["attention_mask"], torch.Tensor)

@@ -1,0 +1,50 @@
+"""The real backbone (all-MiniLM-L6-v2 from site-packages) on a slice of the built-in WordNet data."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+from conftest import block_hf_bertmap_code, subprocess_env
+
+from hf_bertmap import WordMapper
+from hf_bertmap.training import main
+
+pytestmark = pytest.mark.slow
+
+
+def test_default_backbone_trains_on_wordnet_and_loads_anywhere(tmp_path):
+    output = tmp_path / "bertmap-attributes"
+    results = main([
+        "--output_dir", str(output), "--max_train_samples", "600", "--max_eval_samples", "150",
+        "--max_predict_samples", "300", "--num_train_epochs", "2", "--learning_rate", "5e-4",
+        "--disable_tqdm", "true", "--use_cpu", "true",
+    ])
+    config = json.loads((output / "config.json").read_text())
+    num_labels = len(config["id2label"])
+    assert config["encoder_config"]["hidden_size"] == 384 and config["pooling"] == "mean"
+    # Better than chance: the loss is well under log(num_labels) and the top-5 finds a gold often.
+    assert results["eval_loss"] < math.log(num_labels) - 1.0
+    assert results["test_accuracy_at_5"] > 5 * 5 / num_labels
+
+    mapper = WordMapper.from_pretrained(output)
+    expected = mapper.predict(["very chonky", "large"], top_k=3)
+    assert all(len(top) == 3 for top in expected)
+
+    # The saved folder loads with transformers alone, where hf_bertmap cannot be imported.
+    code = block_hf_bertmap_code() + (
+        "import json, torch\n"
+        "from transformers import AutoModel, AutoTokenizer\n"
+        f"path = {str(output)!r}\n"
+        "model = AutoModel.from_pretrained(path, trust_remote_code=True).eval()\n"
+        "tokenizer = AutoTokenizer.from_pretrained(path)\n"
+        "with torch.no_grad():\n"
+        "    probs = model(**tokenizer(['very chonky', 'large'], padding=True, return_tensors='pt')).logits.softmax(-1)\n"
+        "top = probs.topk(3, dim=-1)\n"
+        "print(json.dumps([[model.config.id2label[i] for i in row] for row in top.indices.tolist()]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                            env=subprocess_env(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [[w for w, _ in top] for top in expected]

@@ -1,0 +1,44 @@
+"""The word_mapping evaluate metric and the Trainer glue around it."""
+
+import numpy as np
+import pytest
+import torch
+from transformers import EvalPrediction
+
+from hf_bertmap.metrics import METRIC_PATH, build_compute_metrics, load_metric, top_k_logits
+
+
+def test_metric_loads_offline_from_the_package():
+    assert METRIC_PATH.is_file()
+    assert load_metric().name == "word_mapping"
+
+
+def test_any_gold_counts_for_accuracy_and_accuracy_at_k():
+    metric = load_metric()
+    results = metric.compute(
+        predictions=[[3, 1, 0], [2, 0, 1], [1, 2, 3], [0, 1, 2]],
+        references=[[1, 3], [0], [1], []],  # the last has no gold in the label set: always wrong
+        k=2,
+    )
+    assert results["accuracy"] == pytest.approx(2 / 4)
+    assert results["accuracy_at_k"] == pytest.approx(3 / 4)
+
+
+def test_macro_f1_uses_the_matched_gold_as_reference():
+    # top-1: 3 (gold {1,3} -> ref 3, hit), 2 (gold {0} -> ref 0, miss), 1 (gold {1}, hit)
+    results = load_metric().compute(predictions=[[3], [2], [1]], references=[[1, 3], [0], [1]], k=1)
+    # per label F1: 3 -> 1.0, 2 -> 0 (one false positive), 0 -> 0 (one false negative), 1 -> 1.0
+    assert results["macro_f1"] == pytest.approx(2 / 4)
+    assert results["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_compute_metrics_reads_minus_100_padded_gold_ids():
+    compute = build_compute_metrics(k=2)
+    logits = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.3], [0.0, 0.2, 0.7]])
+    ranked = top_k_logits(2)(logits, None)
+    assert ranked.tolist() == [[1, 0], [0, 2], [2, 1]]
+    labels = np.array([[0, 1], [2, -100], [0, -100]])
+    results = compute(EvalPrediction(predictions=ranked.numpy(), label_ids=labels))
+    assert results["accuracy"] == pytest.approx(1 / 3)
+    assert results["accuracy_at_2"] == pytest.approx(2 / 3)
+    assert set(results) == {"accuracy", "accuracy_at_2", "macro_f1"}

@@ -1,0 +1,210 @@
+"""BertForWordMapping: shapes, losses, poolings and heads, save/load, Auto classes and remote code."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import block_hf_bertmap_code, make_model, subprocess_env, tiny_encoder_config, tiny_vocab
+from transformers import (
+    AutoModel,
+    AutoModelForSequenceClassification,
+    DistilBertConfig,
+    ElectraConfig,
+    RobertaConfig,
+    pipeline,
+)
+
+from hf_bertmap import BertForWordMapping, BertMapConfig
+from hf_bertmap.modeling_bertmap import last_token, masked_mean
+
+POOLINGS = ["mean", "cls", "pooler", "last"]
+HEADS = ["labels", "vocab"]
+
+
+def batch(vocab_size: int, batch_size: int = 3, seq: int = 6):
+    torch.manual_seed(1)
+    input_ids = torch.randint(5, vocab_size, (batch_size, seq))
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[0, 4:] = 0  # one padded row
+    input_ids[0, 4:] = 0
+    return input_ids, attention_mask
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+@pytest.mark.parametrize("head", HEADS)
+def test_every_pooling_and_head_gives_logits_a_finite_loss_and_gradients(pooling, head):
+    model = make_model(head=head, pooling=pooling)
+    input_ids, attention_mask = batch(len(tiny_vocab()))
+    labels = torch.tensor([0, 1, 2])
+    out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    assert out.logits.shape == (3, model.config.num_labels)
+    assert torch.isfinite(out.loss)
+    out.loss.backward()
+    assert model.classifier.weight.grad is not None and model.classifier.weight.grad.abs().sum() > 0
+    first_layer = model.encoder.encoder.layer[0].attention.self.query.weight
+    assert first_layer.grad.abs().sum() > 0
+
+
+def test_loss_is_cross_entropy_with_class_index_labels():
+    model = make_model().eval()
+    input_ids, attention_mask = batch(len(tiny_vocab()))
+    labels = torch.tensor([2, 0, 1])
+    out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    assert torch.allclose(out.loss, torch.nn.functional.cross_entropy(out.logits, labels), atol=1e-6)
+
+
+def test_label_smoothing_matches_torch():
+    model = make_model(label_smoothing=0.1).eval()
+    input_ids, attention_mask = batch(len(tiny_vocab()))
+    labels = torch.tensor([2, 0, 1])
+    out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    expected = torch.nn.functional.cross_entropy(out.logits, labels, label_smoothing=0.1)
+    assert torch.allclose(out.loss, expected, atol=1e-6)
+
+
+def test_several_golds_split_the_loss_evenly_and_all_padding_rows_add_nothing():
+    model = make_model().eval()
+    input_ids, attention_mask = batch(len(tiny_vocab()))
+    labels = torch.tensor([[0, 2], [1, -100], [-100, -100]])
+    out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    log_p = out.logits.log_softmax(-1)
+    expected = (-(log_p[0, 0] + log_p[0, 2]) / 2 - log_p[1, 1]) / 2
+    assert torch.allclose(out.loss, expected, atol=1e-6)
+
+
+def test_poolings_pick_the_documented_positions():
+    hidden = torch.arange(2 * 4 * 3, dtype=torch.float).view(2, 4, 3)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    assert torch.equal(masked_mean(hidden, mask), torch.stack([hidden[0, :2].mean(0), hidden[1].mean(0)]))
+    assert torch.equal(last_token(hidden, mask), torch.stack([hidden[0, 1], hidden[1, 3]]))
+    left_padded = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+    assert torch.equal(last_token(hidden, left_padded), torch.stack([hidden[0, 3], hidden[1, 3]]))
+
+
+def test_padding_does_not_change_a_phrase_logits():
+    model = make_model(pooling="mean").eval()
+    ids = torch.tensor([[2, 10, 11, 3]])
+    padded = torch.tensor([[2, 10, 11, 3, 0, 0]])
+    a = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+    b = model(input_ids=padded, attention_mask=torch.tensor([[1, 1, 1, 1, 0, 0]])).logits
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_unused_pooler_is_dropped_and_pooler_pooling_keeps_it():
+    assert make_model(pooling="mean").encoder.pooler is None
+    assert make_model(pooling="pooler").encoder.pooler is not None
+
+
+@pytest.mark.parametrize(
+    "encoder_config",
+    [
+        RobertaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+                      vocab_size=50, max_position_embeddings=70),
+        DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=37, vocab_size=50),
+        ElectraConfig(embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      intermediate_size=37, vocab_size=50),
+    ],
+    ids=["roberta", "distilbert", "electra"],
+)
+@pytest.mark.parametrize("head", HEADS)
+def test_other_encoders_work_with_both_heads(encoder_config, head, tmp_path):
+    labels = [f"w{i}" for i in range(50)] if head == "vocab" else ["a", "b", "c"]
+    config = BertMapConfig(encoder_config=encoder_config.to_dict(), head=head, id2label=dict(enumerate(labels)))
+    model = BertForWordMapping(config).eval()
+    input_ids, attention_mask = batch(50)
+    out = model(input_ids=input_ids, attention_mask=attention_mask, labels=torch.tensor([0, 1, 2]))
+    assert out.logits.shape == (3, len(labels)) and torch.isfinite(out.loss)
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert torch.allclose(reloaded(input_ids=input_ids, attention_mask=attention_mask).logits, out.logits, atol=1e-6)
+
+
+def test_pooler_pooling_on_an_encoder_without_pooler_is_a_clear_error():
+    config = BertMapConfig(encoder_config=DistilBertConfig(dim=32, n_layers=1, n_heads=4, hidden_dim=37).to_dict(),
+                           pooling="pooler", id2label={0: "a", 1: "b"})
+    with pytest.raises(ValueError, match="pooling='pooler' needs an encoder with a pooler layer; 'distilbert'"):
+        BertForWordMapping(config)
+
+
+def test_vocab_head_is_tied_to_the_input_embeddings_and_stays_tied_after_reload(tmp_path):
+    model = make_model(head="vocab")
+    assert model.classifier.weight is model.encoder.get_input_embeddings().weight
+    model.save_pretrained(tmp_path)
+    reloaded, info = BertForWordMapping.from_pretrained(tmp_path, output_loading_info=True)
+    assert reloaded.classifier.weight is reloaded.encoder.get_input_embeddings().weight
+    assert not info["missing_keys"]
+    assert not info["unexpected_keys"]
+
+
+def test_vocab_head_needs_one_label_per_vocabulary_entry():
+    config = BertMapConfig(encoder_config=tiny_encoder_config().to_dict(), head="vocab", id2label={0: "a", 1: "b"})
+    with pytest.raises(ValueError, match="head='vocab' needs one label per vocabulary entry: id2label has 2"):
+        BertForWordMapping(config)
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_save_and_auto_model_load_give_identical_logits_with_no_key_warnings(pooling, tmp_path):
+    model = make_model(pooling=pooling).eval()
+    model.save_pretrained(tmp_path)
+    written = json.loads((tmp_path / "config.json").read_text())
+    assert written["auto_map"] == {
+        "AutoConfig": "configuration_bertmap.BertMapConfig",
+        "AutoModel": "modeling_bertmap.BertForWordMapping",
+        "AutoModelForSequenceClassification": "modeling_bertmap.BertForWordMapping",
+    }
+    assert {"model.safetensors", "configuration_bertmap.py", "modeling_bertmap.py"} <= {
+        p.name for p in tmp_path.iterdir()}
+    reloaded, info = AutoModel.from_pretrained(tmp_path, output_loading_info=True)
+    assert type(reloaded) is BertForWordMapping
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    input_ids, attention_mask = batch(len(tiny_vocab()))
+    assert torch.equal(reloaded.eval()(input_ids=input_ids, attention_mask=attention_mask).logits,
+                       model(input_ids=input_ids, attention_mask=attention_mask).logits)
+    assert type(AutoModelForSequenceClassification.from_pretrained(tmp_path)) is BertForWordMapping
+
+
+def test_initialize_head_from_inputs_writes_unit_rows_of_the_label_embeddings():
+    model = make_model()
+    ids = torch.tensor([[2, 10, 3], [2, 11, 3], [2, 12, 3]])
+    model.initialize_head_from_inputs(ids, torch.ones_like(ids))
+    assert torch.allclose(model.classifier.weight.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert torch.equal(model.classifier.bias, torch.zeros(3))
+    model.eval()
+    expected = torch.nn.functional.normalize(model.pool(ids, torch.ones_like(ids)), dim=-1)
+    assert torch.allclose(model.classifier.weight, expected, atol=1e-5)
+
+
+def test_remote_code_loads_where_hf_bertmap_cannot_be_imported(saved_model, tmp_path):
+    model = BertForWordMapping.from_pretrained(saved_model).eval()
+    input_ids, attention_mask = batch(len(tiny_vocab()))
+    expected = model(input_ids=input_ids, attention_mask=attention_mask).logits
+    torch.save({"input_ids": input_ids, "attention_mask": attention_mask}, tmp_path / "inputs.pt")
+    code = block_hf_bertmap_code() + (
+        "import torch\n"
+        "from transformers import AutoModel\n"
+        "try:\n"
+        "    import hf_bertmap\n"
+        "    raise SystemExit('hf_bertmap was importable')\n"
+        "except ImportError:\n"
+        "    pass\n"
+        f"model = AutoModel.from_pretrained({str(saved_model)!r}, trust_remote_code=True).eval()\n"
+        "assert not type(model).__module__.startswith('hf_bertmap'), type(model).__module__\n"
+        f"inputs = torch.load({str(tmp_path / 'inputs.pt')!r})\n"
+        f"torch.save(model(**inputs).logits, {str(tmp_path / 'logits.pt')!r})\n"
+        "print(type(model).__module__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                            env=subprocess_env(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "modeling_bertmap" in result.stdout
+    assert torch.equal(torch.load(tmp_path / "logits.pt"), expected)
+
+
+def test_text_classification_pipeline_returns_top_k_labels(saved_model):
+    classifier = pipeline("text-classification", model=str(saved_model), trust_remote_code=True, top_k=2)
+    out = classifier(["very large", "fishy"])
+    assert len(out) == 2 and all(len(row) == 2 for row in out)
+    assert {row[0]["label"] for row in out} <= {"height", "size", "smell"}
+    assert all(row[0]["score"] >= row[1]["score"] for row in out)

@@ -1,0 +1,126 @@
+"""train.py end to end on a tiny random BERT: the loss falls, the output folder is complete, bad input fails early."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import write_pairs
+
+from hf_bertmap import WordMapper
+from hf_bertmap.data import DataValidationError
+from hf_bertmap.training import main, parse_args
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def train_args(backbone, files, output_dir, *extra):
+    return [
+        "--model_name_or_path", str(backbone),
+        "--train_file", str(files["train"]), "--validation_file", str(files["validation"]),
+        "--test_file", str(files["test"]), "--output_dir", str(output_dir),
+        "--num_train_epochs", "8", "--learning_rate", "3e-3", "--per_device_train_batch_size", "8",
+        "--logging_steps", "1", "--disable_tqdm", "true", "--use_cpu", "true", *extra,
+    ]
+
+
+def test_trainer_run_lowers_the_loss_and_writes_a_complete_output_folder(tiny_backbone, pair_files, tmp_path):
+    output = tmp_path / "out"
+    results = main(train_args(tiny_backbone, pair_files, output, "--num_train_epochs", "20", "--augment_copies", "0",
+                           "--learning_rate", "1e-2"))
+
+    state = json.loads((output / "trainer_state.json").read_text())
+    losses = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+    assert len(losses) >= 20 and sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 * 0.6
+
+    for name in ("config.json", "model.safetensors", "configuration_bertmap.py", "modeling_bertmap.py",
+                 "tokenizer.json", "tokenizer_config.json", "all_results.json", "README.md"):
+        assert (output / name).is_file(), name
+    all_results = json.loads((output / "all_results.json").read_text())
+    for key in ("train_loss", "eval_accuracy", "test_accuracy", "test_accuracy_at_5", "test_macro_f1"):
+        assert key in all_results and key in results
+    assert 0.0 <= all_results["test_accuracy"] <= all_results["test_accuracy_at_5"] <= 1.0
+
+    config = json.loads((output / "config.json").read_text())
+    assert sorted(config["label2id"]) == sorted(config["id2label"].values()) == ["height", "pitch", "size",
+                                                                                 "smell", "temperature", "value"]
+    card = (output / "README.md").read_text()
+    front_matter = yaml.safe_load(card.split("---")[1])
+    values = {m["name"]: m["value"] for m in front_matter["model-index"][0]["results"][0]["metrics"]}
+    assert values["Accuracy@1"] == round(all_results["test_accuracy"], 4)
+    assert values["Accuracy@5"] == round(all_results["test_accuracy_at_5"], 4)
+    assert values["Macro-F1"] == round(all_results["test_macro_f1"], 4)
+
+    mapper = WordMapper.from_pretrained(output)
+    assert mapper.predict("huge", top_k=1)[0][0] in config["label2id"]
+
+
+def test_training_continues_from_a_bertmap_checkpoint_with_its_labels(tiny_backbone, pair_files, tmp_path):
+    first = tmp_path / "first"
+    main(train_args(tiny_backbone, pair_files, first, "--num_train_epochs", "1"))
+    second = tmp_path / "second"
+    main(train_args(first, pair_files, second, "--num_train_epochs", "1"))
+    assert json.loads((second / "config.json").read_text())["id2label"] == json.loads(
+        (first / "config.json").read_text())["id2label"]
+
+
+def test_vocab_head_trains_over_the_whole_vocabulary(tiny_backbone, pair_files, tmp_path, tokenizer):
+    output = tmp_path / "vocab"
+    results = main(train_args(tiny_backbone, pair_files, output, "--head", "vocab", "--num_train_epochs", "1"))
+    config = json.loads((output / "config.json").read_text())
+    assert len(config["id2label"]) == len(tokenizer.get_vocab())
+    assert "test_accuracy" in results
+
+
+@pytest.mark.parametrize(("flag", "message"), [
+    (["--pooling", "max"], "--pooling: unknown value 'max'; choose one of mean, cls, pooler, last"),
+    (["--head", "mlp"], "--head: unknown value 'mlp'; choose one of labels, vocab"),
+])
+def test_unknown_pooling_or_head_is_refused_when_parsing(flag, message):
+    with pytest.raises(ValueError, match=message):
+        parse_args(flag)
+
+
+def test_bad_data_fails_before_anything_in_output_dir_is_touched(tiny_backbone, pair_files, tmp_path):
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "model.safetensors").write_bytes(b"previous model")
+    bad = write_pairs(tmp_path / "bad.csv", [("big", "size"), ("", "size")])
+    files = dict(pair_files, train=bad)
+    with pytest.raises(DataValidationError, match=r"bad.csv, row 2: empty phrase"):
+        main(train_args(tiny_backbone, files, output))
+    assert [p.name for p in output.iterdir()] == ["model.safetensors"]
+    assert (output / "model.safetensors").read_bytes() == b"previous model"
+
+
+def test_vocab_head_with_multi_token_targets_fails_before_training(tiny_backbone, pair_files, tmp_path):
+    bad = write_pairs(tmp_path / "multi.csv", [("big", "size"), ("hot", "taste property")])
+    with pytest.raises(DataValidationError, match=r"1 target\(s\) are not: 'taste property'"):
+        main(train_args(tiny_backbone, dict(pair_files, train=bad), tmp_path / "out", "--head", "vocab"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_arguments_can_come_from_a_json_file(tiny_backbone, pair_files, tmp_path):
+    path = tmp_path / "args.json"
+    path.write_text(json.dumps({"model_name_or_path": str(tiny_backbone), "train_file": str(pair_files["train"]),
+                                "output_dir": str(tmp_path / "o"), "pooling": "cls", "num_train_epochs": 2}))
+    model_args, data_args, training_args = parse_args([str(path)])
+    assert (model_args.pooling, training_args.num_train_epochs, data_args.train_file) == (
+        "cls", 2, str(pair_files["train"]))
+
+
+def test_defaults_train_the_builtin_data_into_bertmap_attributes():
+    model_args, data_args, training_args = parse_args([])
+    assert model_args.model_name_or_path == "all-MiniLM-L6-v2" and data_args.train_file is None
+    assert training_args.output_dir == "bertmap-attributes"
+    assert training_args.do_train and training_args.do_eval and training_args.do_predict
+    assert training_args.load_best_model_at_end and training_args.metric_for_best_model == "accuracy"
+
+
+def test_train_py_help_lists_our_and_trainer_flags():
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    for flag in ("--pooling", "--head", "--train_file", "--max_train_samples", "--push_to_hub", "--use_cpu"):
+        assert flag in result.stdout
