@@ -1,9 +1,11 @@
 """hf_bertmap: fine-tune a BERT that maps a short phrase to one word (`fishy -> smell`, `very chonky -> size`)."""
 
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_bertmap import BertMapConfig
 from .modeling_bertmap import BertForWordMapping, BertMapPreTrainedModel
+from .pipeline_bertmap import WordMappingPipeline
 
 __version__ = "0.1.0"
 
@@ -14,8 +16,11 @@ AutoModelForSequenceClassification.register(BertMapConfig, BertForWordMapping)
 # with `trust_remote_code=True` where hf_bertmap is not installed.
 BertMapConfig.register_for_auto_class()
 BertForWordMapping.register_for_auto_class("AutoModel")
+# pipeline("word-mapping", model=...) -> [{"word", "score"}, ...] per phrase; its code is saved beside the model too.
+PIPELINE_REGISTRY.register_pipeline("word-mapping", pipeline_class=WordMappingPipeline, pt_model=AutoModel, type="text")
 
-__all__ = ["BertMapConfig", "BertForWordMapping", "BertMapPreTrainedModel", "WordMapper", "__version__"]
+__all__ = ["BertMapConfig", "BertForWordMapping", "BertMapPreTrainedModel", "WordMapper", "WordMappingPipeline",
+           "__version__"]
 
 
 def __getattr__(name: str):

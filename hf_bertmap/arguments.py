@@ -3,6 +3,7 @@
 import os
 from dataclasses import dataclass, field
 
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 from transformers import TrainingArguments
 
 from .configuration_bertmap import HEADS, POOLINGS
@@ -28,6 +29,11 @@ class ModelArguments:
     init_head_from_label_names: bool = field(
         default=False,
         metadata={"help": "Start each head row from the encoder's pooled embedding of the label's own text."},
+    )
+    head_learning_rate: float | None = field(
+        default=3e-3,
+        metadata={"help": "Peak learning rate of the new head (None: --learning_rate). A fresh head learns "
+                  "faster than the pretrained encoder can safely move."},
     )
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout before the head."})
     label_smoothing: float = field(default=0.0, metadata={"help": "Label smoothing of the loss."})
@@ -118,3 +124,11 @@ class BertMapTrainingArguments(TrainingArguments):
     metric_for_best_model: str | None = field(default="accuracy", metadata={"help": "Metric choosing the best."})
     logging_steps: float = field(default=50, metadata={"help": "Log every this many steps."})
     seed: int = field(default=42, metadata={"help": "Seed of the split, the augmentation and training."})
+
+    def __post_init__(self):
+        if self.push_to_hub and self.hub_model_id is not None:
+            try:  # refuse a bad repo id now, not after an hour of training
+                validate_repo_id(self.hub_model_id)
+            except HFValidationError as err:
+                raise ValueError(f"--hub_model_id: {err}") from None
+        super().__post_init__()

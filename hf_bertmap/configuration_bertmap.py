@@ -79,4 +79,11 @@ class BertMapConfig(PreTrainedConfig):
             self.label2id = {label: int(i) for i, label in self.id2label.items()}
 
 
-__all__ = ["BertMapConfig"]
+def normalize_phrase(text: str, lowercase: bool = True) -> str:
+    """How phrases (and target words) are written before tokenisation: whitespace and `_` collapsed to one space,
+    lower-cased when `lowercase`. Training and every inference path share it."""
+    text = " ".join(text.replace("_", " ").split())
+    return text.lower() if lowercase else text
+
+
+__all__ = ["BertMapConfig", "normalize_phrase"]

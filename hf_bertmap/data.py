@@ -17,6 +17,8 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dat
 from datasets import Sequence as SequenceFeature
 from transformers import PreTrainedTokenizerBase
 
+from .configuration_bertmap import normalize_phrase
+
 logger = logging.getLogger(__name__)
 
 BUILTIN_DATA = Path(__file__).parent / "resources" / "wordnet_attributes.tsv"
@@ -33,12 +35,6 @@ MODIFIERS = (
 
 class DataValidationError(ValueError):
     """A data file or row that cannot be used; the message names the file, row and field."""
-
-
-def normalize_text(text: str, lowercase: bool = True) -> str:
-    """Collapse whitespace (and `_` of WordNet multi-word names) and optionally lower-case."""
-    text = " ".join(text.replace("_", " ").split())
-    return text.lower() if lowercase else text
 
 
 def _stable_fraction(key: str, seed: int) -> float:
@@ -100,8 +96,8 @@ def group_by_phrase(dataset: Dataset, phrase_column: str, target_column: str, lo
     """One row per distinct normalised phrase with its distinct targets in first-seen order."""
     targets: dict[str, list[str]] = {}
     for phrase, target in zip(dataset[phrase_column], dataset[target_column]):
-        words = targets.setdefault(normalize_text(str(phrase), lowercase), [])
-        target = normalize_text(str(target), lowercase)
+        words = targets.setdefault(normalize_phrase(str(phrase), lowercase), [])
+        target = normalize_phrase(str(target), lowercase)
         if target not in words:
             words.append(target)
     return Dataset.from_dict({"phrase": list(targets), "targets": list(targets.values())})

@@ -1,12 +1,38 @@
-"""`WordMapper`: tokenise phrases and return the model's top-k words with probabilities."""
+"""`WordMapper`: load, save and push a word mapper; tokenise phrases and return its top-k words with probabilities."""
 
+import glob
 import os
+import shutil
+import tempfile
 
 import torch
+from huggingface_hub import CommitInfo, HfApi
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from .data import normalize_text
+from .configuration_bertmap import normalize_phrase
+from .model_card import CARD_CONTEXT_FILE, load_card_context, render_model_card
 from .modeling_bertmap import BertForWordMapping
+from .pipeline_bertmap import WordMappingPipeline
+
+WEIGHTS_FILE = "model.safetensors"
+PICKLE_WEIGHTS_FILE = "pytorch_model.bin"
+
+
+def check_model_folder(folder: str, allow_pickle: bool = False) -> None:
+    """A clear error for a local folder that is not a loadable model: what is missing, or pickle-only weights."""
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        raise FileNotFoundError(f"{folder}: no config.json, so this is not a saved model folder")
+    names = set(os.listdir(folder))
+    if WEIGHTS_FILE in names or f"{WEIGHTS_FILE}.index.json" in names:
+        return
+    if PICKLE_WEIGHTS_FILE in names or f"{PICKLE_WEIGHTS_FILE}.index.json" in names:
+        if allow_pickle:
+            return
+        raise ValueError(
+            f"{folder}: only {PICKLE_WEIGHTS_FILE} (a pickle, which can run code when loaded) and no {WEIGHTS_FILE}; "
+            "pass allow_pickle=True if you trust its source"
+        )
+    raise FileNotFoundError(f"{folder}: no weights ({WEIGHTS_FILE}) beside config.json")
 
 
 class WordMapper:
@@ -21,26 +47,69 @@ class WordMapper:
     ```
     """
 
-    def __init__(self, model: BertForWordMapping, tokenizer: PreTrainedTokenizerBase, max_length: int = 32):
+    def __init__(self, model: BertForWordMapping, tokenizer: PreTrainedTokenizerBase, max_length: int = 32,
+                 source_folder: str | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        self.source_folder = source_folder  # where results and the card's inputs may be found
 
     @classmethod
-    def from_pretrained(cls, model_name_or_path: str | os.PathLike, device: str | None = None, **kwargs) -> "WordMapper":
-        """Load a saved or pushed word mapper (folder or Hub id); `kwargs` go to both `from_pretrained` calls."""
-        tokenizer = AutoTokenizer.from_pretrained(model_name_or_path, **kwargs)
-        model = BertForWordMapping.from_pretrained(model_name_or_path, **kwargs)
+    def from_pretrained(cls, model_name_or_path: str | os.PathLike, device: str | None = None,
+                        allow_pickle: bool = False, **kwargs) -> "WordMapper":
+        """Load a saved or pushed word mapper (folder or Hub id, `revision=` pins a branch or commit).
+
+        Only safetensors weights are loaded unless `allow_pickle=True`. `kwargs` go to both `from_pretrained`.
+        """
+        path = str(model_name_or_path)
+        if os.path.isdir(path):
+            check_model_folder(path, allow_pickle)
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        model = BertForWordMapping.from_pretrained(path, use_safetensors=None if allow_pickle else True, **kwargs)
         if device is not None:
             model.to(device)
-        return cls(model, tokenizer)
+        return cls(model, tokenizer, source_folder=path if os.path.isdir(path) else None)
+
+    def save_pretrained(self, save_directory: str | os.PathLike, repo_id: str | None = None) -> None:
+        """Write the model, tokenizer and `word-mapping` pipeline code; with results from training, also the card
+        (rendered for `repo_id`) and the `*_results.json` files."""
+        save_directory = str(save_directory)
+        WordMappingPipeline(model=self.model, tokenizer=self.tokenizer).save_pretrained(save_directory)
+        source = self.source_folder
+        if source is None or os.path.abspath(source) == os.path.abspath(save_directory):
+            return
+        for path in glob.glob(os.path.join(source, "*_results.json")) + [os.path.join(source, CARD_CONTEXT_FILE)]:
+            if os.path.isfile(path):
+                shutil.copy(path, save_directory)
+        context = load_card_context(source)
+        if context is not None:
+            repo_id = repo_id or os.path.basename(os.path.abspath(save_directory))
+            card = render_model_card(self.model.config, repo_id=repo_id, **context)
+            card.save(os.path.join(save_directory, "README.md"))
+
+    def push_to_hub(self, repo_id: str, private: bool | None = None, revision: str | None = None,
+                    commit_message: str = "Upload word mapper with hf_bertmap", token: str | None = None,
+                    create_pr: bool = False) -> CommitInfo:
+        """Upload the model, tokenizer, pipeline code, card and results to `repo_id` in one commit.
+
+        The repo is created if needed (`private` then applies) and so is the `revision` branch. Files that did not
+        change are skipped, and a push that changes nothing makes no commit.
+        """
+        api = HfApi(token=token)
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        if revision is not None:
+            api.create_branch(repo_id, branch=revision, exist_ok=True)
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, repo_id=repo_id)
+            return api.upload_folder(repo_id=repo_id, folder_path=folder, revision=revision,
+                                     commit_message=commit_message, create_pr=create_pr)
 
     @torch.inference_mode()
     def predict_proba(self, phrases: list[str], batch_size: int = 64) -> torch.Tensor:
         """Probabilities over `self.labels`, shape (len(phrases), num_labels)."""
         lowercase = getattr(self.model.config, "lowercase", True)
-        texts = [normalize_text(phrase, lowercase) for phrase in phrases]
+        texts = [normalize_phrase(phrase, lowercase) for phrase in phrases]
         chunks = []
         for start in range(0, len(texts), batch_size):
             inputs = self.tokenizer(

@@ -1,5 +1,12 @@
-"""Render the model card (`hub_card.md`, a Jinja template) with the real results of a training run."""
+"""Render the model card (`hub_card.md`, a Jinja template) with the real results of a training run.
 
+What a card needs besides the model's config (results, data counts, hyperparameters, base model, data
+description) is saved beside the model as `bertmap_card.json`, so the card can be rendered again for another
+repo id when the model is pushed.
+"""
+
+import json
+import os
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -7,6 +14,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from .configuration_bertmap import BertMapConfig
 
 TEMPLATE_PATH = Path(__file__).parent / "hub_card.md"
+CARD_CONTEXT_FILE = "bertmap_card.json"
 BUILTIN_DATASET_DESCRIPTION = (
     "WordNet 3.0's adjective → attribute relation (`large → size`, `hot → temperature`): every adjective lemma "
     "with an attribute pointer, plus satellite adjectives inheriting their head adjective's attribute. Each "
@@ -86,3 +94,17 @@ def render_model_card(
         test_accuracy_at_5=results["test_accuracy_at_5"],
         test_macro_f1=results["test_macro_f1"],
     )
+
+
+def save_card_context(folder: str | os.PathLike, **context) -> None:
+    """Keep the card's inputs (all but the config and repo id) beside the model."""
+    with open(os.path.join(folder, CARD_CONTEXT_FILE), "w") as f:
+        json.dump(context, f, indent=2)
+
+
+def load_card_context(folder: str | os.PathLike) -> dict | None:
+    path = os.path.join(folder, CARD_CONTEXT_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)

@@ -6,9 +6,11 @@
 import logging
 import os
 import sys
+from collections.abc import Callable
 
 import datasets
 import transformers
+from huggingface_hub import HfApi, get_token
 from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser, Trainer, set_seed
 
 from .arguments import DEFAULT_BACKBONE, BertMapTrainingArguments, DataArguments, ModelArguments
@@ -25,7 +27,7 @@ from .data import (
 )
 from .inference import WordMapper
 from .metrics import build_compute_metrics, top_k_logits
-from .model_card import render_model_card
+from .model_card import render_model_card, save_card_context
 from .modeling_bertmap import BertForWordMapping
 
 logger = logging.getLogger(__name__)
@@ -33,6 +35,43 @@ logger = logging.getLogger(__name__)
 DEFAULT_BACKBONE_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 EXAMPLE_PHRASES = ["fishy", "valuable", "large", "very chonky"]
 TOP_K = 5
+
+
+class BertMapTrainer(Trainer):
+    """`Trainer` whose optimizer can give the word-mapping head its own learning rate."""
+
+    def __init__(self, *args, head_learning_rate: float | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.head_learning_rate = head_learning_rate
+        self.card_writer: Callable[[], None] | None = None
+
+    def create_model_card(self, *args, **kwargs) -> None:
+        # `push_to_hub` calls this before uploading: keep our card (rendered from hub_card.md with real results)
+        # rather than the generic Trainer card.
+        if self.card_writer is not None:
+            self.card_writer()
+        else:
+            super().create_model_card(*args, **kwargs)
+
+    def create_optimizer(self, model=None):
+        opt_model = self.model if model is None else model
+        if self.optimizer is None and self.head_learning_rate is not None:
+            decay = set(self.get_decay_parameter_names(opt_model))
+            groups: dict[tuple[bool, bool], list] = {}
+            for name, param in opt_model.named_parameters():
+                if param.requires_grad:
+                    is_head = not name.startswith("encoder.")
+                    groups.setdefault((is_head, name in decay), []).append(param)
+            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+            self.optimizer = optimizer_cls(
+                [
+                    {"params": params, "weight_decay": self.args.weight_decay if decays else 0.0,
+                     "lr": self.head_learning_rate if is_head else self.args.learning_rate}
+                    for (is_head, decays), params in groups.items()
+                ],
+                **optimizer_kwargs,
+            )
+        return super().create_optimizer(model)
 
 
 def resolve_backbone(name: str) -> str:
@@ -111,6 +150,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     logger.info(f"Training/evaluation parameters {training_args}")
     set_seed(training_args.seed)
+    if training_args.push_to_hub and not (training_args.hub_token or get_token()):
+        raise ValueError("--push_to_hub needs a Hub token: run `hf auth login`, set HF_TOKEN or pass --hub_token")
 
     # Data first: every bad input is reported before a model is loaded or anything is written.
     splits = load_splits(data_args, cache_dir=model_args.cache_dir, seed=training_args.seed)
@@ -148,8 +189,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                                     load_from_cache_file=not data_args.overwrite_cache)
     data_counts["train (with modifier copies)"] = describe_splits({"train": splits["train"]})["train"]
 
-    trainer = Trainer(
+    trainer = BertMapTrainer(
         model=model,
+        head_learning_rate=model_args.head_learning_rate,
         args=training_args,
         train_dataset=tokenized["train"] if training_args.do_train else None,
         eval_dataset=tokenized["validation"] if training_args.do_eval else None,
@@ -159,10 +201,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         preprocess_logits_for_metrics=top_k_logits(TOP_K),
     )
 
+    if training_args.push_to_hub and training_args.hub_revision and trainer.is_world_process_zero():
+        HfApi().create_branch(trainer.hub_model_id, branch=training_args.hub_revision, exist_ok=True,
+                              token=training_args.hub_token)
+
     results: dict[str, float] = {}
     if training_args.do_train:
         train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
         trainer.save_model()
+        if trainer.is_world_process_zero():  # add the word-mapping pipeline code beside the model
+            WordMapper(trainer.model, tokenizer, max_length=data_args.max_seq_length).save_pretrained(
+                training_args.output_dir)
         metrics = dict(train_result.metrics, train_samples=len(tokenized["train"]))
         trainer.log_metrics("train", metrics)
         trainer.save_metrics("train", metrics)
@@ -183,32 +232,41 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         for phrase, top in zip(EXAMPLE_PHRASES, mapper.predict(EXAMPLE_PHRASES, top_k=3)):
             print(f"{phrase:>12} -> " + ", ".join(f"{word} ({p:.2f})" for word, p in top))
         if training_args.do_train and "test_accuracy" in results:
-            write_model_card(trainer.model.config, results, data_counts, model_args, data_args, training_args)
+            trainer.card_writer = lambda: write_model_card(
+                trainer.model.config, results, data_counts, model_args, data_args, training_args)
+            trainer.card_writer()
+    if training_args.push_to_hub:
+        trainer.push_to_hub(commit_message="Train word mapper with hf_bertmap", revision=training_args.hub_revision)
     return results
 
 
 def write_model_card(config, results, data_counts, model_args, data_args, training_args) -> None:
-    """Write `README.md` (rendered from `hub_card.md`) into the output folder, over the one Trainer wrote."""
+    """Write `README.md` (rendered from `hub_card.md`) and its inputs into the output folder."""
     builtin = data_args.train_file is None and data_args.dataset_name is None
     name = model_args.model_name_or_path
     base_model = DEFAULT_BACKBONE_HUB_ID if resolve_backbone(name) != name else name
     hyperparameters = {
         "backbone": base_model, "pooling": config.pooling, "head": config.head,
-        "learning_rate": training_args.learning_rate, "epochs": training_args.num_train_epochs,
+        "learning_rate": training_args.learning_rate,
+        "head_learning_rate": model_args.head_learning_rate or training_args.learning_rate,
+        "epochs": training_args.num_train_epochs,
         "train_batch_size": training_args.per_device_train_batch_size * max(1, training_args.world_size),
         "label_smoothing": config.label_smoothing, "modifier copies": data_args.augment_copies,
         "max_seq_length": data_args.max_seq_length, "seed": training_args.seed,
     }
-    card = render_model_card(
-        config, results, data_counts, hyperparameters, base_model=base_model,
-        repo_id=training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir)),
-        **({} if builtin else {
-            "dataset_name": data_args.dataset_name or os.path.basename(data_args.train_file),
-            "dataset_description": f"User data: `{data_args.dataset_name or data_args.train_file}`.",
-            "data_license": "",
-        }),
-    )
-    card.save(os.path.join(training_args.output_dir, "README.md"))
+    context = {
+        "results": {k: v for k, v in results.items() if k.startswith("test_")},
+        "data_counts": data_counts,
+        "hyperparameters": hyperparameters,
+        "base_model": base_model,
+    }
+    if not builtin:
+        context.update(dataset_name=data_args.dataset_name or os.path.basename(data_args.train_file),
+                       dataset_description=f"User data: `{data_args.dataset_name or data_args.train_file}`.",
+                       data_license="")
+    save_card_context(training_args.output_dir, **context)
+    repo_id = training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))
+    render_model_card(config, repo_id=repo_id, **context).save(os.path.join(training_args.output_dir, "README.md"))
     logger.info(f"Model card written to {training_args.output_dir}/README.md")
 
 

@@ -5,6 +5,7 @@ import torch
 from conftest import PAIRS, write_pairs
 
 from hf_bertmap.arguments import DataArguments
+from hf_bertmap.configuration_bertmap import normalize_phrase
 from hf_bertmap.data import (
     BUILTIN_DATA,
     MODIFIERS,
@@ -16,7 +17,6 @@ from hf_bertmap.data import (
     group_by_phrase,
     label_list_for,
     load_splits,
-    normalize_text,
     read_pair_file,
     split_by_phrase,
     tokenize_splits,
@@ -24,10 +24,10 @@ from hf_bertmap.data import (
 )
 
 
-def test_normalize_text_collapses_whitespace_underscores_and_case():
-    assert normalize_text("  Very   Chonky\t") == "very chonky"
-    assert normalize_text("olfactory_property") == "olfactory property"
-    assert normalize_text("Size", lowercase=False) == "Size"
+def test_normalize_phrase_collapses_whitespace_underscores_and_case():
+    assert normalize_phrase("  Very   Chonky\t") == "very chonky"
+    assert normalize_phrase("olfactory_property") == "olfactory property"
+    assert normalize_phrase("Size", lowercase=False) == "Size"
 
 
 def test_builtin_wordnet_file_has_the_documented_counts():

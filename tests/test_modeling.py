@@ -196,7 +196,7 @@ def test_remote_code_loads_where_hf_bertmap_cannot_be_imported(saved_model, tmp_
         "print(type(model).__module__)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                            env=subprocess_env(tmp_path))
+                            env=subprocess_env(tmp_path), stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "modeling_bertmap" in result.stdout
     assert torch.equal(torch.load(tmp_path / "logits.pt"), expected)

@@ -124,3 +124,28 @@ def test_train_py_help_lists_our_and_trainer_flags():
     assert result.returncode == 0
     for flag in ("--pooling", "--head", "--train_file", "--max_train_samples", "--push_to_hub", "--use_cpu"):
         assert flag in result.stdout
+
+
+def test_head_learning_rate_gives_the_head_its_own_param_groups(tmp_path):
+    from conftest import make_model
+    from transformers import TrainingArguments
+
+    from hf_bertmap.training import BertMapTrainer
+
+    model = make_model()
+    args = TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-4, weight_decay=0.01, use_cpu=True)
+    optimizer = BertMapTrainer(model=model, args=args, head_learning_rate=3e-3).create_optimizer()
+    head_params = {id(p) for p in model.classifier.parameters()}
+    for group in optimizer.param_groups:
+        in_head = {id(p) in head_params for p in group["params"]}
+        assert len(in_head) == 1
+        assert group["lr"] == (3e-3 if in_head == {True} else 1e-4)
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
+    plain = BertMapTrainer(model=make_model(), args=args).create_optimizer()
+    assert {g["lr"] for g in plain.param_groups} == {1e-4}
+
+
+def test_zero_training_samples_is_refused_before_training(tiny_backbone, pair_files, tmp_path):
+    with pytest.raises(ValueError, match=r"No training phrases \(is --max_train_samples 0\?\)"):
+        main(train_args(tiny_backbone, pair_files, tmp_path / "out", "--max_train_samples", "0"))
+    assert not (tmp_path / "out").exists()
