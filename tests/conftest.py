@@ -94,15 +94,20 @@ def saved_model(tmp_path, tokenizer) -> Path:
     return folder
 
 
-@pytest.fixture
-def pair_files(tmp_path) -> dict[str, Path]:
+def write_tiny_pairs(folder: Path) -> dict[str, Path]:
+    """Train/validation/test CSV files of the tiny pairs (validation = test, phrase-disjoint from train)."""
     train = [p for i, p in enumerate(PAIRS) if i % 5 != 0]
     test = [p for i, p in enumerate(PAIRS) if i % 5 == 0 and p[0] != "high"]
     return {
-        "train": write_pairs(tmp_path / "train.csv", train),
-        "validation": write_pairs(tmp_path / "validation.csv", test),
-        "test": write_pairs(tmp_path / "test.csv", test),
+        "train": write_pairs(folder / "train.csv", train),
+        "validation": write_pairs(folder / "validation.csv", test),
+        "test": write_pairs(folder / "test.csv", test),
     }
+
+
+@pytest.fixture
+def pair_files(tmp_path) -> dict[str, Path]:
+    return write_tiny_pairs(tmp_path)
 
 
 def block_hf_bertmap_code() -> str:
