@@ -235,9 +235,17 @@ def tokenize_splits(
     def tokenize(batch):
         return tokenizer(batch["phrase"], truncation=True, max_length=max_seq_length)
 
-    return splits.map(
+    tokenized = splits.map(
         tokenize, batched=True, num_proc=num_proc, load_from_cache_file=load_from_cache_file, desc="Tokenising"
     )
+    for split, dataset in tokenized.items():
+        if len(dataset) == 0:
+            continue
+        full = sum(len(ids) >= max_seq_length for ids in dataset["input_ids"])
+        if full:
+            logger.warning(f"{full} phrase(s) in {split} reached max_seq_length={max_seq_length} tokens and were "
+                           "truncated (raise --max_seq_length to keep more)")
+    return tokenized
 
 
 class WordMappingCollator:

@@ -7,6 +7,7 @@ import tempfile
 
 import torch
 from huggingface_hub import CommitInfo, HfApi
+from safetensors import safe_open
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from .configuration_bertmap import normalize_phrase
@@ -18,12 +19,23 @@ WEIGHTS_FILE = "model.safetensors"
 PICKLE_WEIGHTS_FILE = "pytorch_model.bin"
 
 
+def check_safetensors_file(path: str) -> None:
+    """Raise an error naming `path` if it is not a readable safetensors file."""
+    try:
+        with safe_open(path, framework="pt") as f:
+            f.keys()
+    except Exception as err:
+        raise OSError(f"{path}: corrupt or unreadable safetensors file ({err})") from None
+
+
 def check_model_folder(folder: str, allow_pickle: bool = False) -> None:
     """A clear error for a local folder that is not a loadable model: what is missing, or pickle-only weights."""
     if not os.path.isfile(os.path.join(folder, "config.json")):
         raise FileNotFoundError(f"{folder}: no config.json, so this is not a saved model folder")
     names = set(os.listdir(folder))
-    if WEIGHTS_FILE in names or f"{WEIGHTS_FILE}.index.json" in names:
+    if WEIGHTS_FILE in names:
+        return check_safetensors_file(os.path.join(folder, WEIGHTS_FILE))
+    if f"{WEIGHTS_FILE}.index.json" in names:
         return
     if PICKLE_WEIGHTS_FILE in names or f"{PICKLE_WEIGHTS_FILE}.index.json" in names:
         if allow_pickle:

@@ -52,6 +52,8 @@ class BertMapPreTrainedModel(PreTrainedModel):
     _supports_sdpa = True
     _supports_flash_attn = True
     _supports_attention_backend = True
+    # The loss is a mean over the batch's phrases, not a sum to be divided by Trainer's `num_items_in_batch`.
+    accepts_loss_kwargs = False
 
     def _init_weights(self, module: nn.Module) -> None:
         # Sub-models (the encoder) are initialised by their own `_init_weights`; this covers the head.
@@ -135,6 +137,7 @@ class BertForWordMapping(BertMapPreTrainedModel):
             (`high -> height | pitch`), every gold index padded with -100, the loss then splitting its mass evenly
             over them. Rows whose golds are all -100 add no loss.
         """
+        kwargs.pop("num_items_in_batch", None)
         pooled = self.pool(input_ids, attention_mask, token_type_ids=token_type_ids, **kwargs)
         pooled = self.dropout(pooled)
         if self.vocab_transform is not None:

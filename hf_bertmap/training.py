@@ -3,8 +3,10 @@
 `train.py` and `bertmap train` call `main()`; see `train.py`'s docstring for the launch lines.
 """
 
+import json
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Callable
 
@@ -12,6 +14,7 @@ import datasets
 import transformers
 from huggingface_hub import HfApi, get_token
 from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser, Trainer, set_seed
+from transformers.trainer_utils import get_last_checkpoint
 
 from .arguments import DEFAULT_BACKBONE, BertMapTrainingArguments, DataArguments, ModelArguments
 from .configuration_bertmap import BertMapConfig
@@ -25,7 +28,7 @@ from .data import (
     load_splits,
     tokenize_splits,
 )
-from .inference import WordMapper
+from .inference import WEIGHTS_FILE, WordMapper, check_safetensors_file
 from .metrics import build_compute_metrics, top_k_logits
 from .model_card import render_model_card, save_card_context
 from .modeling_bertmap import BertForWordMapping
@@ -44,6 +47,13 @@ class BertMapTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.head_learning_rate = head_learning_rate
         self.card_writer: Callable[[], None] | None = None
+        self.final_model_saved = False
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        # `push_to_hub` re-saves into the output folder; the final model is already there, written atomically.
+        if _internal_call and output_dir is None and self.final_model_saved:
+            return
+        super().save_model(output_dir, _internal_call)
 
     def create_model_card(self, *args, **kwargs) -> None:
         # `push_to_hub` calls this before uploading: keep our card (rendered from hub_card.md with real results)
@@ -152,6 +162,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     set_seed(training_args.seed)
     if training_args.push_to_hub and not (training_args.hub_token or get_token()):
         raise ValueError("--push_to_hub needs a Hub token: run `hf auth login`, set HF_TOKEN or pass --hub_token")
+    resume_from_checkpoint = resolve_resume(training_args) if training_args.do_train else None
 
     # Data first: every bad input is reported before a model is loaded or anything is written.
     splits = load_splits(data_args, cache_dir=model_args.cache_dir, seed=training_args.seed)
@@ -205,43 +216,101 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         HfApi().create_branch(trainer.hub_model_id, branch=training_args.hub_revision, exist_ok=True,
                               token=training_args.hub_token)
 
-    results: dict[str, float] = {}
+    split_metrics: dict[str, dict[str, float]] = {}
     if training_args.do_train:
-        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-        trainer.save_model()
-        if trainer.is_world_process_zero():  # add the word-mapping pipeline code beside the model
-            WordMapper(trainer.model, tokenizer, max_length=data_args.max_seq_length).save_pretrained(
-                training_args.output_dir)
-        metrics = dict(train_result.metrics, train_samples=len(tokenized["train"]))
-        trainer.log_metrics("train", metrics)
-        trainer.save_metrics("train", metrics)
+        train_result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+        split_metrics["train"] = dict(train_result.metrics, train_samples=len(tokenized["train"]))
+        trainer.log_metrics("train", split_metrics["train"])
         trainer.save_state()
-        results.update(metrics)
     for split, prefix, enabled in (("validation", "eval", training_args.do_eval),
                                    ("test", "test", training_args.do_predict)):
         if not enabled or len(tokenized[split]) == 0:
             continue
         metrics = trainer.evaluate(eval_dataset=tokenized[split], metric_key_prefix=prefix)
-        metrics[f"{prefix}_samples"] = len(tokenized[split])
-        trainer.log_metrics(prefix, metrics)
-        trainer.save_metrics(prefix, metrics)
-        results.update(metrics)
+        split_metrics[prefix] = dict(metrics, **{f"{prefix}_samples": len(tokenized[split])})
+        trainer.log_metrics(prefix, split_metrics[prefix])
+    results = {key: value for metrics in split_metrics.values() for key, value in metrics.items()}
 
+    def write_card(folder: str) -> None:
+        if "test_accuracy" in results:
+            write_model_card(folder, trainer.model.config, results, data_counts, model_args, data_args, training_args)
+
+    if training_args.do_train:
+        save_final_model(trainer, WordMapper(trainer.model, tokenizer, max_length=data_args.max_seq_length),
+                         split_metrics, write_card)
+        trainer.card_writer = lambda: write_card(training_args.output_dir)
+    else:
+        for prefix, metrics in split_metrics.items():
+            trainer.save_metrics(prefix, metrics)
     if trainer.is_world_process_zero():
         mapper = WordMapper(trainer.model, tokenizer, max_length=data_args.max_seq_length)
         for phrase, top in zip(EXAMPLE_PHRASES, mapper.predict(EXAMPLE_PHRASES, top_k=3)):
             print(f"{phrase:>12} -> " + ", ".join(f"{word} ({p:.2f})" for word, p in top))
-        if training_args.do_train and "test_accuracy" in results:
-            trainer.card_writer = lambda: write_model_card(
-                trainer.model.config, results, data_counts, model_args, data_args, training_args)
-            trainer.card_writer()
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="Train word mapper with hf_bertmap", revision=training_args.hub_revision)
     return results
 
 
-def write_model_card(config, results, data_counts, model_args, data_args, training_args) -> None:
-    """Write `README.md` (rendered from `hub_card.md`) and its inputs into the output folder."""
+def resolve_resume(training_args: BertMapTrainingArguments) -> str | None:
+    """`--resume_from_checkpoint last` (or `true`) -> the newest `checkpoint-*` in the output folder, checked."""
+    value = training_args.resume_from_checkpoint
+    if value is None:
+        return None
+    if value.lower() in ("last", "true"):
+        last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+        if last is None:
+            raise ValueError(f"--resume_from_checkpoint {value}: no checkpoint-* folder in {training_args.output_dir}")
+        value = last
+    if not os.path.isdir(value):
+        raise ValueError(f"--resume_from_checkpoint: no such folder: {value}")
+    weights = os.path.join(value, WEIGHTS_FILE)
+    if os.path.isfile(weights):
+        check_safetensors_file(weights)
+    return value
+
+
+def save_final_model(trainer: Trainer, mapper: WordMapper, split_metrics: dict[str, dict[str, float]],
+                     write_card: Callable[[str], None]) -> None:
+    """Write the final model, tokenizer, pipeline code, results and card, then swap them into the output folder.
+
+    Everything is written to `OUTPUT.saving/` first; the output folder's other entries (checkpoints, trainer
+    state) move in beside them, and two renames put the complete folder in place. Until then the previous model
+    in the output folder stays loadable; a crash between the renames leaves it in `OUTPUT.previous/` and the new
+    one in `OUTPUT.saving/`.
+    """
+    output_dir = os.path.normpath(trainer.args.output_dir)
+    staging, previous = f"{output_dir}.saving", f"{output_dir}.previous"
+    if trainer.is_world_process_zero() and os.path.isdir(staging):
+        shutil.rmtree(staging)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(staging)  # every rank takes part (sharded models are gathered); the main process writes
+    if trainer.is_world_process_zero():
+        mapper.save_pretrained(staging)
+        for prefix, metrics in split_metrics.items():
+            write_json(os.path.join(staging, f"{prefix}_results.json"), metrics)
+        write_json(os.path.join(staging, "all_results.json"),
+                   {k: v for metrics in split_metrics.values() for k, v in metrics.items()})
+        write_card(staging)
+        os.makedirs(output_dir, exist_ok=True)
+        for name in os.listdir(output_dir):
+            if not os.path.exists(os.path.join(staging, name)):
+                os.rename(os.path.join(output_dir, name), os.path.join(staging, name))
+        if os.path.isdir(previous):
+            shutil.rmtree(previous)
+        os.rename(output_dir, previous)
+        os.rename(staging, output_dir)
+        shutil.rmtree(previous)
+    trainer.accelerator.wait_for_everyone()
+    trainer.final_model_saved = True
+
+
+def write_json(path: str, payload: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=4, sort_keys=True)
+
+
+def write_model_card(folder, config, results, data_counts, model_args, data_args, training_args) -> None:
+    """Write `README.md` (rendered from `hub_card.md`) and its inputs into `folder`."""
     builtin = data_args.train_file is None and data_args.dataset_name is None
     name = model_args.model_name_or_path
     base_model = DEFAULT_BACKBONE_HUB_ID if resolve_backbone(name) != name else name
@@ -264,10 +333,9 @@ def write_model_card(config, results, data_counts, model_args, data_args, traini
         context.update(dataset_name=data_args.dataset_name or os.path.basename(data_args.train_file),
                        dataset_description=f"User data: `{data_args.dataset_name or data_args.train_file}`.",
                        data_license="")
-    save_card_context(training_args.output_dir, **context)
+    save_card_context(folder, **context)
     repo_id = training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))
-    render_model_card(config, repo_id=repo_id, **context).save(os.path.join(training_args.output_dir, "README.md"))
-    logger.info(f"Model card written to {training_args.output_dir}/README.md")
+    render_model_card(config, repo_id=repo_id, **context).save(os.path.join(folder, "README.md"))
 
 
 __all__ = ["main", "parse_args", "build_model", "resolve_backbone"]
