@@ -9,11 +9,13 @@ import hashlib
 import logging
 import os
 import random
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
+from datasets.fingerprint import Hasher
 from datasets import Sequence as SequenceFeature
 from transformers import PreTrainedTokenizerBase
 
@@ -23,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 BUILTIN_DATA = Path(__file__).parent / "resources" / "wordnet_attributes.tsv"
 SPLITS = ("train", "validation", "test")
+CACHE_VERSION = 1  # bump when preprocessing changes
 
 # Modifiers for training-time augmentation. Negation and hedges keep the attribute: "not very warm" is still
 # about temperature.
@@ -235,9 +238,13 @@ def tokenize_splits(
     def tokenize(batch):
         return tokenizer(batch["phrase"], truncation=True, max_length=max_seq_length)
 
-    tokenized = splits.map(
+    return splits.map(
         tokenize, batched=True, num_proc=num_proc, load_from_cache_file=load_from_cache_file, desc="Tokenising"
     )
+
+
+def warn_truncated(tokenized: DatasetDict, max_seq_length: int) -> None:
+    """Say how many phrases per split filled `max_seq_length` tokens (so were, or may have been, truncated)."""
     for split, dataset in tokenized.items():
         if len(dataset) == 0:
             continue
@@ -245,7 +252,6 @@ def tokenize_splits(
         if full:
             logger.warning(f"{full} phrase(s) in {split} reached max_seq_length={max_seq_length} tokens and were "
                            "truncated (raise --max_seq_length to keep more)")
-    return tokenized
 
 
 class WordMappingCollator:
@@ -265,6 +271,42 @@ class WordMappingCollator:
             width = max(1, max(len(label) for label in labels))
             batch["labels"] = torch.tensor([label + [-100] * (width - len(label)) for label in labels])
         return dict(batch)
+
+
+def preprocess_splits(
+    splits: DatasetDict,
+    label_names: Sequence[str],
+    tokenizer: PreTrainedTokenizerBase,
+    data_args,
+    seed: int,
+    cache_root: str | os.PathLike,
+) -> DatasetDict:
+    """Augment the training split, encode labels and tokenise, cached on disk by a fingerprint of all inputs.
+
+    A later run with the same data, labels, tokenizer and arguments (or another rank, after the main process)
+    loads the result instead of recomputing it; `--overwrite_cache` recomputes.
+    """
+    key = Hasher.hash([
+        {split: (list(d["phrase"]), list(d["targets"])) for split, d in splits.items()},
+        list(label_names), tokenizer, seed, data_args.augment_copies, data_args.max_seq_length, CACHE_VERSION,
+    ])
+    folder = Path(cache_root) / "hf_bertmap" / key
+    if folder.is_dir() and not data_args.overwrite_cache:
+        logger.warning(f"Reusing the preprocessed data cached in {folder}")
+        tokenized = load_from_disk(str(folder))
+        warn_truncated(tokenized, data_args.max_seq_length)
+        return tokenized
+    splits = DatasetDict(dict(splits, train=augment_with_modifiers(splits["train"], data_args.augment_copies, seed)))
+    tokenized = tokenize_splits(encode_labels(splits, label_names), tokenizer, data_args.max_seq_length,
+                                num_proc=data_args.preprocessing_num_workers)
+    staging = folder.with_name(f"{key}.tmp{os.getpid()}")
+    tokenized.save_to_disk(str(staging))
+    if folder.is_dir():
+        shutil.rmtree(folder)
+    os.replace(staging, folder)
+    logger.info(f"Preprocessed data cached in {folder}")
+    warn_truncated(tokenized, data_args.max_seq_length)
+    return load_from_disk(str(folder))
 
 
 def describe_splits(splits: DatasetDict) -> dict[str, dict[str, int]]:

@@ -20,13 +20,11 @@ from .arguments import DEFAULT_BACKBONE, BertMapTrainingArguments, DataArguments
 from .configuration_bertmap import BertMapConfig
 from .data import (
     WordMappingCollator,
-    augment_with_modifiers,
     check_vocab_targets,
     describe_splits,
-    encode_labels,
     label_list_for,
     load_splits,
-    tokenize_splits,
+    preprocess_splits,
 )
 from .inference import WEIGHTS_FILE, WordMapper, check_safetensors_file
 from .metrics import build_compute_metrics, top_k_logits
@@ -193,12 +191,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     logger.info(f"Data: {data_counts}; {len(label_names)} output words")
 
     with training_args.main_process_first(desc="dataset preprocessing"):
-        splits["train"] = augment_with_modifiers(splits["train"], data_args.augment_copies, training_args.seed)
-        encoded = encode_labels(splits, label_names)
-        tokenized = tokenize_splits(encoded, tokenizer, data_args.max_seq_length,
-                                    num_proc=data_args.preprocessing_num_workers,
-                                    load_from_cache_file=not data_args.overwrite_cache)
-    data_counts["train (with modifier copies)"] = describe_splits({"train": splits["train"]})["train"]
+        tokenized = preprocess_splits(splits, label_names, tokenizer, data_args, training_args.seed,
+                                      cache_root=model_args.cache_dir or datasets.config.HF_DATASETS_CACHE)
+    data_counts["train (with modifier copies)"] = describe_splits({"train": tokenized["train"]})["train"]
 
     trainer = BertMapTrainer(
         model=model,

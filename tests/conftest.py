@@ -4,6 +4,7 @@ import csv
 import os
 from pathlib import Path
 
+import datasets
 import pytest
 import torch
 from transformers import BertConfig, BertModel, BertTokenizerFast
@@ -54,10 +55,12 @@ def write_pairs(path: Path, rows, header=("phrase", "target")) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch, tmp_path_factory):
-    # Nothing in the unit tests may reach a hub; remote code is cached in a private folder.
+def _isolated_caches(monkeypatch, tmp_path_factory, tmp_path):
+    # Nothing in the unit tests may reach a hub; remote code and datasets are cached in private folders, so no
+    # test sees what an earlier run left in ~/.cache.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_MODULES_CACHE", str(tmp_path_factory.getbasetemp() / "hf_modules"))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Two real DDP ranks on the CPU (gloo) via `accelerate launch` and `torchrun`: both train, one writes."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -32,13 +33,16 @@ def test_two_ranks_train_like_one_process_with_the_same_global_batch(launcher, t
     else:
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                    str(ROOT / "train.py")]
-    result = subprocess.run(command + train_flags(tiny_backbone, pair_files, output, batch_size=4),
+    env = dict(os.environ, HF_DATASETS_CACHE=str(tmp_path / "datasets-cache"))
+    result = subprocess.run(command + train_flags(tiny_backbone, pair_files, output, batch_size=4), env=env,
                             capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300, cwd=tmp_path)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
     for rank in (0, 1):
         assert f"Process rank: {rank}, device: cpu" in log and "distributed training: True" in log
     assert log.count("very chonky ->") == 1  # only the main process predicts, writes and renders the card
+    # rank 0 preprocesses first (main_process_first) and caches; rank 1 loads its result
+    assert log.count("Reusing the preprocessed data cached") == 1
 
     ddp = json.loads((output / "all_results.json").read_text())
     assert ddp["train_samples"] == single["train_samples"]

@@ -149,3 +149,20 @@ def test_zero_training_samples_is_refused_before_training(tiny_backbone, pair_fi
     with pytest.raises(ValueError, match=r"No training phrases \(is --max_train_samples 0\?\)"):
         main(train_args(tiny_backbone, pair_files, tmp_path / "out", "--max_train_samples", "0"))
     assert not (tmp_path / "out").exists()
+
+
+def test_preprocessing_is_cached_and_reused_by_the_next_run(tiny_backbone, pair_files, tmp_path, monkeypatch):
+    from hf_bertmap import data
+
+    calls = []
+    tokenize = data.tokenize_splits
+    monkeypatch.setattr(data, "tokenize_splits", lambda *a, **k: calls.append(1) or tokenize(*a, **k))
+    flags = ["--num_train_epochs", "1", "--do_eval", "false", "--do_predict", "false"]
+    main(train_args(tiny_backbone, pair_files, tmp_path / "a", *flags))
+    assert len(calls) == 1
+    main(train_args(tiny_backbone, pair_files, tmp_path / "b", *flags))
+    assert len(calls) == 1, "the second run must load the cached preprocessing"
+    main(train_args(tiny_backbone, pair_files, tmp_path / "c", *flags, "--augment_copies", "2"))
+    assert len(calls) == 2, "other arguments make another cache entry"
+    main(train_args(tiny_backbone, pair_files, tmp_path / "d", *flags, "--overwrite_cache", "true"))
+    assert len(calls) == 3
