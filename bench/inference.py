@@ -1,0 +1,146 @@
+"""Inference speed of `WordMapper.predict`, `pipeline("word-mapping")`, a sentence-transformers-style baseline
+(mean-pooled embedding, cosine to the label-name embeddings) and the bare encoder forward on pre-tokenised input
+(the framework's limit), side by side in one run; plus dynamic int8 quantisation's speed-up and its top-1
+agreement with fp32 on the WordNet test split.
+
+    python bench/inference.py --model bertmap-attributes      # a trained model folder (python train.py)
+    python bench/inference.py --smoke --model PATH            # a few iterations, for the test suite
+
+Prints a table and one JSON line. Throughput is phrases/s at batch 64; latency is p50/p95 ms at batch 1;
+tokenisation is included everywhere except in the bare forward.
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import torch
+from transformers import pipeline
+
+from hf_bertmap import WordMapper
+from hf_bertmap.arguments import DataArguments
+from hf_bertmap.data import load_splits
+from hf_bertmap.modeling_bertmap import masked_mean
+
+
+def phrases_per_s(fn, phrases: list[str], batch_size: int, repeats: int) -> float:
+    batches = [phrases[i : i + batch_size] for i in range(0, len(phrases), batch_size)]
+    fn(batches[0])  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        for batch in batches:
+            fn(batch)
+    return repeats * len(phrases) / (time.perf_counter() - start)
+
+
+def latency_ms(fn, phrases: list[str]) -> tuple[float, float]:
+    fn([phrases[0]])
+    times = []
+    for phrase in phrases:
+        start = time.perf_counter()
+        fn([phrase])
+        times.append((time.perf_counter() - start) * 1000)
+    times.sort()
+    return statistics.median(times), times[int(0.95 * (len(times) - 1))]
+
+
+def int8_copy(mapper: WordMapper) -> WordMapper:
+    quantized = torch.ao.quantization.quantize_dynamic(mapper.model, {torch.nn.Linear}, dtype=torch.qint8)
+    return WordMapper(quantized, mapper.tokenizer, max_length=mapper.max_length)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="bertmap-attributes", help="a trained bertmap model folder")
+    parser.add_argument("--phrases", type=int, default=1024, help="test-split phrases timed at batch 64")
+    parser.add_argument("--latency_phrases", type=int, default=200, help="phrases timed one by one")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--smoke", action="store_true", help="a few iterations, for the test suite")
+    args = parser.parse_args()
+    if args.smoke:
+        args.phrases, args.latency_phrases, args.repeats = 64, 8, 1
+
+    mapper = WordMapper.from_pretrained(args.model)
+    model, tokenizer = mapper.model, mapper.tokenizer
+    test = load_splits(DataArguments())["test"]
+    phrases = list(test["phrase"])
+    timed = (phrases * (1 + args.phrases // len(phrases)))[: args.phrases]
+    batch_size = 64
+
+    word_pipeline = pipeline("word-mapping", model=model, tokenizer=tokenizer, device=-1)
+    with torch.inference_mode():  # the baseline's label embeddings: the encoder on each label's name
+        names = tokenizer(mapper.labels, padding=True, truncation=True, max_length=32, return_tensors="pt")
+        label_embeddings = torch.nn.functional.normalize(
+            masked_mean(model.encoder(**names).last_hidden_state, names["attention_mask"]), dim=-1)
+
+    @torch.inference_mode()
+    def nearest_label(batch):
+        inputs = tokenizer(batch, padding=True, truncation=True, max_length=32, return_tensors="pt")
+        embeddings = masked_mean(model.encoder(**inputs).last_hidden_state, inputs["attention_mask"])
+        return (torch.nn.functional.normalize(embeddings, dim=-1) @ label_embeddings.T).argmax(-1)
+
+    systems = {
+        "predict": lambda batch: mapper.predict(batch, top_k=1, batch_size=batch_size),
+        "pipeline": lambda batch: word_pipeline(batch, top_k=1, batch_size=len(batch)),
+        "embedding_nearest_label": nearest_label,
+    }
+    results = {"model": args.model, "threads": torch.get_num_threads(), "torch": torch.__version__,
+               "machine": platform.machine(), "batch_size": batch_size}
+
+    # The framework's limit: the model's forward alone, on batches tokenised before timing.
+    def tokenised(batch):
+        return tokenizer(batch, padding=True, truncation=True, max_length=32, return_tensors="pt")
+
+    batches = [tokenised(timed[i : i + batch_size]) for i in range(0, len(timed), batch_size)]
+    singles = [tokenised([p]) for p in timed[: args.latency_phrases]]
+    with torch.inference_mode():
+        model(**batches[0])
+        start = time.perf_counter()
+        for _ in range(args.repeats):
+            for inputs in batches:
+                model(**inputs)
+        throughput = args.repeats * len(timed) / (time.perf_counter() - start)
+        times = []
+        for inputs in singles:
+            t0 = time.perf_counter()
+            model(**inputs)
+            times.append((time.perf_counter() - t0) * 1000)
+    times.sort()
+    results["bare_forward"] = {"phrases_per_s_batch64": round(throughput, 1),
+                               "p50_ms_batch1": round(statistics.median(times), 2),
+                               "p95_ms_batch1": round(times[int(0.95 * (len(times) - 1))], 2)}
+    for name, fn in systems.items():
+        throughput = phrases_per_s(fn, timed, batch_size, args.repeats)
+        p50, p95 = latency_ms(fn, timed[: args.latency_phrases])
+        results[name] = {"phrases_per_s_batch64": round(throughput, 1), "p50_ms_batch1": round(p50, 2),
+                         "p95_ms_batch1": round(p95, 2)}
+    results["phrases_per_s_batch64"] = results["predict"]["phrases_per_s_batch64"]
+    results["p50_ms_batch1"] = results["predict"]["p50_ms_batch1"]
+    results["predict_over_forward_batch64"] = round(
+        results["predict"]["phrases_per_s_batch64"] / results["bare_forward"]["phrases_per_s_batch64"], 3)
+    results["predict_p50_over_forward_p50"] = round(
+        results["predict"]["p50_ms_batch1"] / results["bare_forward"]["p50_ms_batch1"], 3)
+
+    quantized = int8_copy(mapper)
+    fp32_speed = phrases_per_s(lambda b: mapper.predict(b, batch_size=batch_size), timed, batch_size, args.repeats)
+    int8_speed = phrases_per_s(lambda b: quantized.predict(b, batch_size=batch_size), timed, batch_size, args.repeats)
+    agreement_phrases = phrases[: 64] if args.smoke else phrases
+    fp32_top1 = mapper.predict_proba(agreement_phrases).argmax(-1)
+    int8_top1 = quantized.predict_proba(agreement_phrases).argmax(-1)
+    results["int8_speedup_batch64"] = round(int8_speed / fp32_speed, 3)
+    results["int8_top1_agreement"] = round(float((fp32_top1 == int8_top1).float().mean()), 4)
+    results["int8_agreement_phrases"] = len(agreement_phrases)
+
+    print(f"{'system':<26}{'phrases/s @64':>14}{'p50 ms @1':>11}{'p95 ms @1':>11}")
+    for name in ("bare_forward", *systems):
+        row = results[name]
+        print(f"{name:<26}{row['phrases_per_s_batch64']:>14.1f}{row['p50_ms_batch1']:>11.2f}{row['p95_ms_batch1']:>11.2f}")
+    print(f"int8 dynamic quantisation: {results['int8_speedup_batch64']}x at batch 64, "
+          f"top-1 agreement {results['int8_top1_agreement']:.2%} on {len(agreement_phrases)} test phrases")
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
