@@ -191,6 +191,34 @@ def test_word_mapper_and_cli_load_from_the_hub(hub, pushed, tmp_path):
     assert [[p["word"] for p in r["predictions"]] for r in records] == local_top3(pushed)
 
 
+def test_model_push_to_hub_uploads_weights_config_and_code(hub, saved_model, tmp_path):
+    repo = "test-user/bare-model"
+    push = ("from hf_bertmap import BertForWordMapping\n"
+            f"BertForWordMapping.from_pretrained({str(saved_model)!r}).push_to_hub({repo!r})\n")
+    result = run(push, hub_env(hub, tmp_path / "home"), tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, files = hub.store.files(repo, "main")
+    assert {"config.json", "model.safetensors", "configuration_bertmap.py", "modeling_bertmap.py"} <= set(files)
+    assert json.loads(hub.store.blob(files["config.json"]))["auto_map"]["AutoModel"] == (
+        "modeling_bertmap.BertForWordMapping")
+
+
+def test_train_py_honours_hub_revision(hub, tiny_backbone, tmp_path):
+    repo, files = "test-user/branch-trained", write_tiny_pairs(tmp_path)
+    command = [sys.executable, str(ROOT / "train.py"), "--model_name_or_path", str(tiny_backbone),
+               "--train_file", str(files["train"]), "--validation_file", str(files["validation"]),
+               "--test_file", str(files["test"]), "--output_dir", str(tmp_path / "out"), "--num_train_epochs", "1",
+               "--use_cpu", "true", "--disable_tqdm", "true",
+               "--push_to_hub", "--hub_model_id", repo, "--hub_revision", "experiment"]
+    result = subprocess.run(command, env=hub_env(hub, tmp_path / "home"), cwd=tmp_path, capture_output=True,
+                            text=True, stdin=subprocess.DEVNULL, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    _, on_branch = hub.store.files(repo, "experiment")
+    _, on_main = hub.store.files(repo, "main")
+    assert {"model.safetensors", "README.md", "all_results.json"} <= set(on_branch)
+    assert "model.safetensors" not in on_main
+
+
 def test_push_without_a_token_fails_before_training_with_a_clear_error(hub, tiny_backbone, tmp_path):
     command = [sys.executable, str(ROOT / "train.py"), "--model_name_or_path", str(tiny_backbone),
                "--train_file", str(write_tiny_pairs(tmp_path)["train"]), "--output_dir", str(tmp_path / "out"),

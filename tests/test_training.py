@@ -117,6 +117,8 @@ def test_defaults_train_the_builtin_data_into_bertmap_attributes():
     assert training_args.output_dir == "bertmap-attributes"
     assert training_args.do_train and training_args.do_eval and training_args.do_predict
     assert training_args.load_best_model_at_end and training_args.metric_for_best_model == "accuracy"
+    assert training_args.train_sampling_strategy == "group_by_length"
+    assert (model_args.head_learning_rate, training_args.learning_rate) == (3e-3, 1e-4)
 
 
 def test_train_py_help_lists_our_and_trainer_flags():
