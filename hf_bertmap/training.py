@@ -39,7 +39,8 @@ TOP_K = 5
 
 
 class BertMapTrainer(Trainer):
-    """`Trainer` whose optimizer can give the word-mapping head its own learning rate."""
+    """`Trainer` that gives the word-mapping head its own learning rate, pushes our model card (not the generic
+    one) and does not re-save over the atomically written final model when pushing."""
 
     def __init__(self, *args, head_learning_rate: float | None = None, **kwargs):
         super().__init__(*args, **kwargs)
