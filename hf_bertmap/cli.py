@@ -8,8 +8,8 @@ import sys
 def _read_phrases(args: argparse.Namespace) -> list[str]:
     phrases = list(args.phrases)
     if args.file is not None:
-        stream = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")
-        with stream if args.file != "-" else open(0, closefd=False, encoding="utf-8") as f:
+        source = 0 if args.file == "-" else args.file  # 0: standard input, left open afterwards
+        with open(source, encoding="utf-8", closefd=source != 0) as f:
             phrases.extend(line.strip() for line in f if line.strip())
     if not phrases:
         raise SystemExit("bertmap predict: no phrases given (pass them as arguments or with --file)")

@@ -231,16 +231,13 @@ def tokenize_splits(
     tokenizer: PreTrainedTokenizerBase,
     max_seq_length: int,
     num_proc: int | None = None,
-    load_from_cache_file: bool = True,
 ) -> DatasetDict:
     """Tokenise the `phrase` column (no padding: the collator pads each batch)."""
 
     def tokenize(batch):
         return tokenizer(batch["phrase"], truncation=True, max_length=max_seq_length)
 
-    return splits.map(
-        tokenize, batched=True, num_proc=num_proc, load_from_cache_file=load_from_cache_file, desc="Tokenising"
-    )
+    return splits.map(tokenize, batched=True, num_proc=num_proc, desc="Tokenising")
 
 
 def warn_truncated(tokenized: DatasetDict, max_seq_length: int) -> None:

@@ -142,11 +142,10 @@ class WordMapper:
         for i, phrase in enumerate(batch):
             if not isinstance(phrase, str) or not phrase.strip():
                 raise ValueError(f"phrase {i}: expected a non-empty string, got {phrase!r}")
-        probabilities = self.predict_proba(batch, batch_size=batch_size)
-        k = min(top_k, len(self.labels))
-        if k < 1:
+        if top_k < 1:
             raise ValueError(f"top_k must be >= 1, got {top_k}")
-        scores, indices = probabilities.topk(k, dim=-1) if len(batch) else (probabilities, probabilities)
+        probabilities = self.predict_proba(batch, batch_size=batch_size)
+        scores, indices = probabilities.topk(min(top_k, len(self.labels)), dim=-1)
         results = [
             [(self.labels[i], float(s)) for s, i in zip(row_scores.tolist(), row_indices.tolist())]
             for row_scores, row_indices in zip(scores, indices)
