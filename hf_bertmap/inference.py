@@ -56,6 +56,10 @@ class WordMapper:
     >>> mapper = WordMapper.from_pretrained("bertmap-attributes")
     >>> mapper.predict(["very chonky", "fishy"], top_k=2)
     [[('size', 0.83), ('weight', 0.05)], [('smell', 0.61), ('taste', 0.12)]]
+    >>> mapper.predict("blorp", min_score=0.3)  # no word when the best one is less likely than min_score
+    []
+    >>> mapper.add_labels(["flavor"])  # a new output word, usable at once
+    ['flavor']
     ```
     """
 
@@ -117,6 +121,28 @@ class WordMapper:
             return api.upload_folder(repo_id=repo_id, folder_path=folder, revision=revision,
                                      commit_message=commit_message, create_pr=create_pr)
 
+    def add_labels(self, words: list[str]) -> list[str]:
+        """Make `words` output words at once, without retraining: each is scored by how close a phrase's embedding
+        is to the embedding of the word itself (see `BertForWordMapping.add_labels`).
+
+        Words are normalised like phrases; those already in the label set are skipped. Returns the words added.
+        `save_pretrained`/`push_to_hub` keep them.
+        """
+        lowercase = self.model.config.lowercase
+        new = []
+        for i, word in enumerate(words):
+            if not isinstance(word, str) or not word.strip():
+                raise ValueError(f"word {i}: expected a non-empty string, got {word!r}")
+            word = normalize_phrase(word, lowercase)
+            if word not in self.model.config.label2id and word not in new:
+                new.append(word)
+        if new:
+            inputs = self.tokenizer(new, padding=True, truncation=True, max_length=self.max_length,
+                                    return_tensors="pt")
+            self.model.add_labels(new, inputs["input_ids"], inputs["attention_mask"])
+            self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        return new
+
     @torch.inference_mode()
     def predict_proba(self, phrases: list[str], batch_size: int = 64) -> torch.Tensor:
         """Probabilities over `self.labels`, shape (len(phrases), num_labels)."""
@@ -134,9 +160,17 @@ class WordMapper:
         return torch.cat(chunks)
 
     def predict(
-        self, phrases: str | list[str], top_k: int = 1, batch_size: int = 64
+        self, phrases: str | list[str], top_k: int = 1, batch_size: int = 64, min_score: float | None = None
     ) -> list[tuple[str, float]] | list[list[tuple[str, float]]]:
-        """The `top_k` (word, probability) pairs per phrase, best first. A single string gives a single list."""
+        """The `top_k` (word, probability) pairs per phrase, best first. A single string gives a single list.
+
+        A phrase whose best word has a probability below `min_score` gets an empty list (abstention); the default
+        is the model's `config.min_score` (0.0, never abstain, unless training chose one).
+        """
+        if min_score is None:
+            min_score = self.model.config.min_score
+        if not 0.0 <= min_score <= 1.0:
+            raise ValueError(f"min_score must be in [0, 1], got {min_score}")
         single = isinstance(phrases, str)
         batch = [phrases] if single else list(phrases)
         for i, phrase in enumerate(batch):
@@ -148,6 +182,7 @@ class WordMapper:
         scores, indices = probabilities.topk(min(top_k, len(self.labels)), dim=-1)
         results = [
             [(self.labels[i], float(s)) for s, i in zip(row_scores.tolist(), row_indices.tolist())]
+            if row_scores[0] >= min_score else []
             for row_scores, row_indices in zip(scores, indices)
         ]
         return results[0] if single else results

@@ -5,6 +5,7 @@ configuration, relatively.
 """
 
 import inspect
+import math
 
 import torch
 from torch import nn
@@ -26,6 +27,16 @@ def last_token(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> tor
     positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
     last = (attention_mask.long() * positions).argmax(dim=1)  # (batch,)
     return hidden_states[torch.arange(hidden_states.shape[0], device=hidden_states.device), last]
+
+
+def multi_hot(labels: torch.Tensor, num_labels: int) -> torch.Tensor:
+    """(batch, num_labels) 0/1 float rows from gold ids of shape (batch,) or (batch, max_golds) padded with -100."""
+    if labels.dim() == 1:
+        labels = labels.unsqueeze(-1)
+    valid = (labels >= 0).float()
+    gold = torch.zeros(labels.shape[0], num_labels, device=labels.device)
+    # Add (not assign): padding clamped to id 0 must not overwrite a real gold 0.
+    return gold.scatter_add_(1, labels.clamp(min=0), valid).clamp_(max=1.0)
 
 
 def soft_cross_entropy(logits: torch.Tensor, gold: torch.Tensor, label_smoothing: float) -> torch.Tensor:
@@ -64,6 +75,8 @@ class BertMapPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
+        elif isinstance(module, BertForWordMapping) and module.log_logit_scale is not None:
+            init.constant_(module.log_logit_scale, math.log(self.config.logit_scale))
 
 
 class BertForWordMapping(BertMapPreTrainedModel):
@@ -104,6 +117,8 @@ class BertForWordMapping(BertMapPreTrainedModel):
             self.classifier = nn.Linear(embedding_size, vocab_size)
             source = next(name for name, p in self.encoder.named_parameters() if p is word_embeddings.weight)
             self._tied_weights_keys = {"classifier.weight": f"encoder.{source}"}
+        # Cosine scoring: log of the learned scale (log-parametrised so it stays positive).
+        self.log_logit_scale = nn.Parameter(torch.zeros(())) if config.scoring == "cosine" else None
         self.post_init()
 
     def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
@@ -142,18 +157,32 @@ class BertForWordMapping(BertMapPreTrainedModel):
         pooled = self.dropout(pooled)
         if self.vocab_transform is not None:
             pooled = self.vocab_transform(pooled)
-        logits = self.classifier(pooled) / self.config.temperature  # (batch, num_labels)
+        logits = self.score(pooled) / self.config.temperature  # (batch, num_labels)
 
         loss = None
         if labels is not None:
-            labels = labels.to(logits.device)
-            if labels.dim() == 1:
-                labels = labels.unsqueeze(-1)
-            gold = torch.zeros_like(logits)
-            valid = labels >= 0
-            gold.scatter_(1, labels.clamp(min=0), valid.to(logits.dtype))
-            loss = soft_cross_entropy(logits, gold, self.config.label_smoothing)
+            loss = soft_cross_entropy(logits, multi_hot(labels.to(logits.device), logits.shape[-1]).to(logits.dtype),
+                                      self.config.label_smoothing)
         return SequenceClassifierOutput(loss=loss, logits=logits)
+
+    def score(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Uncalibrated logits (batch, num_labels) of a pooled (and, for the vocabulary head, projected) batch."""
+        if self.config.scoring == "linear":
+            return self.classifier(pooled)
+        cosine = nn.functional.linear(
+            nn.functional.normalize(pooled, dim=-1), nn.functional.normalize(self.classifier.weight, dim=-1)
+        )
+        scale = self.log_logit_scale.clamp(max=math.log(100.0)).exp()
+        return scale * cosine + self.classifier.bias
+
+    @torch.no_grad()
+    def embed_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pooled embeddings without dropout (eval mode), leaving the model's train/eval mode as it was."""
+        was_training = self.training
+        self.eval()
+        embeddings = self.pool(input_ids.to(self.device), attention_mask.to(self.device))
+        self.train(was_training)
+        return embeddings
 
     @torch.no_grad()
     def initialize_head_from_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
@@ -166,12 +195,35 @@ class BertForWordMapping(BertMapPreTrainedModel):
             raise ValueError("initialize_head_from_inputs only applies to head='labels'")
         if input_ids.shape[0] != self.config.num_labels:
             raise ValueError(f"expected {self.config.num_labels} label rows, got {input_ids.shape[0]}")
-        was_training = self.training
-        self.eval()
-        embeddings = self.pool(input_ids.to(self.device), attention_mask.to(self.device))
-        self.train(was_training)
+        embeddings = self.embed_inputs(input_ids, attention_mask)
         self.classifier.weight.copy_(nn.functional.normalize(embeddings, dim=-1))
         self.classifier.bias.zero_()
+
+    @torch.no_grad()
+    def add_labels(self, names: list[str], input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
+        """Append output words without training: each new row points the way of the pooled embedding of the word's
+        own text (`input_ids`/`attention_mask`, one row per name).
+
+        With linear scoring the new rows get the mean norm of the trained rows; every new bias is the mean trained
+        bias, so a new word competes on its meaning, not on a prior.
+        """
+        if self.config.head != "labels":
+            raise ValueError("add_labels only applies to head='labels'; the vocabulary head has every token already")
+        if input_ids.shape[0] != len(names):
+            raise ValueError(f"expected {len(names)} rows of label inputs, got {input_ids.shape[0]}")
+        clashes = sorted(set(names) & set(self.config.label2id)) + sorted({n for n in names if names.count(n) > 1})
+        if clashes:
+            raise ValueError(f"add_labels: already output words or given twice: {clashes}")
+        embeddings = self.embed_inputs(input_ids, attention_mask)
+        old = self.classifier
+        rows = nn.functional.normalize(embeddings, dim=-1).to(old.weight.dtype) * old.weight.norm(dim=-1).mean()
+        self.classifier = nn.Linear(old.in_features, old.out_features + len(names), device=old.weight.device,
+                                    dtype=old.weight.dtype)
+        self.classifier.weight.copy_(torch.cat([old.weight, rows]))
+        self.classifier.bias.copy_(torch.cat([old.bias, old.bias.mean().expand(len(names))]))
+        labels = [self.config.id2label[i] for i in range(old.out_features)] + list(names)
+        self.config.id2label = dict(enumerate(labels))
+        self.config.label2id = {label: i for i, label in enumerate(labels)}
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         # `register_for_auto_class` maps one Auto class; also map the sequence-classification one so that

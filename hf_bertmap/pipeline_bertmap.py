@@ -19,6 +19,8 @@ class WordMappingPipeline(Pipeline):
     >>> mapper = pipeline("word-mapping", model="bertmap-attributes", trust_remote_code=True)
     >>> mapper(["very chonky", "large"], top_k=2)
     [[{'word': 'size', 'score': 0.41}, {'word': 'weight', 'score': 0.08}], [{'word': 'size', ...}, ...]]
+    >>> mapper("blorp", min_score=0.3)  # no word when the best one is less likely than min_score
+    []
     ```
     """
 
@@ -27,8 +29,11 @@ class WordMappingPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = True
 
-    def _sanitize_parameters(self, top_k: int | None = None, max_length: int | None = None, **kwargs):
+    def _sanitize_parameters(self, top_k: int | None = None, max_length: int | None = None,
+                             min_score: float | None = None, **kwargs):
         preprocess, postprocess = {}, {}
+        if min_score is not None:
+            postprocess["min_score"] = min_score
         if max_length is not None:
             preprocess["max_length"] = max_length
         if top_k is not None:
@@ -46,8 +51,13 @@ class WordMappingPipeline(Pipeline):
     def _forward(self, model_inputs):
         return {"logits": self.model(**model_inputs).logits}
 
-    def postprocess(self, model_outputs, top_k: int = 5):
+    def postprocess(self, model_outputs, top_k: int = 5, min_score: float | None = None):
+        """The `top_k` words best first, or none when the best is below `min_score` (default: the config's)."""
+        if min_score is None:
+            min_score = getattr(self.model.config, "min_score", 0.0)
         probabilities = model_outputs["logits"][0].float().softmax(dim=-1)
         scores, indices = probabilities.topk(min(top_k, probabilities.shape[-1]))
+        if scores[0] < min_score:
+            return []
         id2label = self.model.config.id2label
         return [{"word": id2label[i], "score": s} for s, i in zip(scores.tolist(), indices.tolist())]

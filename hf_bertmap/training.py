@@ -11,12 +11,14 @@ import sys
 from collections.abc import Callable
 
 import datasets
+import torch
 import transformers
 from huggingface_hub import HfApi, get_token
 from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser, Trainer, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from .arguments import DEFAULT_BACKBONE, BertMapTrainingArguments, DataArguments, ModelArguments
+from .calibration import fit_temperature
 from .configuration_bertmap import BertMapConfig
 from .data import (
     WordMappingCollator,
@@ -27,7 +29,7 @@ from .data import (
     preprocess_splits,
 )
 from .inference import WEIGHTS_FILE, WordMapper, check_safetensors_file
-from .metrics import build_compute_metrics, top_k_logits
+from .metrics import build_compute_metrics, calibration_error, top_k_logits
 from .model_card import render_model_card, save_card_context
 from .modeling_bertmap import BertForWordMapping
 
@@ -127,8 +129,10 @@ def build_model(model_args: ModelArguments, label_names: list[str], lowercase: b
         encoder_config=encoder.config.to_dict(),
         pooling=model_args.pooling,
         head=model_args.head,
+        scoring=model_args.scoring,
         classifier_dropout=model_args.classifier_dropout,
         label_smoothing=model_args.label_smoothing,
+        min_score=model_args.min_score,
         lowercase=lowercase,
         id2label=dict(enumerate(label_names)),
     )
@@ -218,6 +222,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         split_metrics["train"] = dict(train_result.metrics, train_samples=len(tokenized["train"]))
         trainer.log_metrics("train", split_metrics["train"])
         trainer.save_state()
+    if training_args.do_train and model_args.calibrate and len(tokenized["validation"]) > 0:
+        split_metrics["calibration"] = calibrate(trainer, tokenized["validation"])
+        logger.info(f"Temperature scaling on validation: {split_metrics['calibration']}")
     for split, prefix, enabled in (("validation", "eval", training_args.do_eval),
                                    ("test", "test", training_args.do_predict)):
         if not enabled or len(tokenized[split]) == 0:
@@ -245,6 +252,24 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="Train word mapper with hf_bertmap", revision=training_args.hub_revision)
     return results
+
+
+def calibrate(trainer: Trainer, dataset: datasets.Dataset) -> dict[str, float]:
+    """Fit temperature scaling on `dataset`'s logits and store it in the model's config; the validation ECE before
+    and after."""
+    preprocess, compute = trainer.preprocess_logits_for_metrics, trainer.compute_metrics
+    trainer.preprocess_logits_for_metrics = trainer.compute_metrics = None  # full logits, no metrics
+    try:
+        output = trainer.predict(dataset, metric_key_prefix="calibration")
+    finally:
+        trainer.preprocess_logits_for_metrics, trainer.compute_metrics = preprocess, compute
+    logits, labels = torch.as_tensor(output.predictions).float(), torch.as_tensor(output.label_ids)
+    fitted = fit_temperature(logits, labels)  # the logits are already divided by the current temperature
+    config = trainer.model.config
+    config.temperature = config.temperature * fitted
+    return {"temperature": config.temperature,
+            "eval_ece_before_calibration": calibration_error(logits, labels),
+            "eval_ece_after_calibration": calibration_error(logits / fitted, labels)}
 
 
 def resolve_resume(training_args: BertMapTrainingArguments) -> str | None:

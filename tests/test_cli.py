@@ -51,3 +51,10 @@ def test_console_script_is_installed(saved_model):
     assert executable is not None, "pip install -e . should install the bertmap console script"
     result = subprocess.run([executable, "predict", str(saved_model), "big"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("big\t")
+
+
+def test_predict_min_score_prints_no_word_for_unsure_phrases(saved_model, capsys):
+    main(["predict", str(saved_model), "large", "--min-score", "1.0"])
+    assert capsys.readouterr().out == "large\t\t\n"
+    main(["predict", str(saved_model), "large", "--min-score", "1.0", "--json"])
+    assert json.loads(capsys.readouterr().out) == {"phrase": "large", "predictions": []}

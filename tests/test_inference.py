@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from conftest import make_model
+
 from hf_bertmap import WordMapper
 
 
@@ -38,3 +40,66 @@ def test_bad_phrases_and_top_k_are_refused(saved_model):
     with pytest.raises(ValueError, match="top_k must be >= 1"):
         mapper.predict(["big"], top_k=0)
     assert mapper.predict([], top_k=2) == []
+
+
+def test_min_score_abstains_below_the_threshold_and_defaults_to_the_config(saved_model):
+    mapper = WordMapper.from_pretrained(saved_model)
+    phrases = ["large", "hot", "fishy"]
+    best = [top[0][1] for top in mapper.predict(phrases)]
+    assert mapper.model.config.min_score == 0.0 and all(best)  # the default never abstains
+    threshold = sorted(best)[1]  # the lowest-scored phrase falls below it, the others do not
+    results = mapper.predict(phrases, top_k=2, min_score=threshold)
+    assert [len(top) for top in results] == [0 if score < threshold else 2 for score in best]
+    mapper.model.config.min_score = 1.0
+    assert mapper.predict(phrases) == [[], [], []] and mapper.predict("large") == []
+    with pytest.raises(ValueError, match=r"min_score must be in \[0, 1\]"):
+        mapper.predict(phrases, min_score=1.5)
+
+
+def test_add_labels_makes_new_words_outputs_without_changing_the_old_scores(saved_model, tmp_path):
+    mapper = WordMapper.from_pretrained(saved_model)
+    phrases = ["large", "very hot", "fishy"]
+    before = mapper.model(**mapper.tokenizer(phrases, padding=True, return_tensors="pt")).logits
+    assert mapper.add_labels(["Value", "temperature", "size", "value"]) == ["value", "temperature"]  # size exists
+    assert mapper.labels == ["height", "size", "smell", "value", "temperature"]
+    assert mapper.model.config.label2id["temperature"] == 4 and mapper.model.config.num_labels == 5
+    after = mapper.model(**mapper.tokenizer(phrases, padding=True, return_tensors="pt")).logits
+    assert after.shape == (3, 5) and torch.allclose(after[:, :3], before, atol=1e-6)
+    assert {w for w, _ in mapper.predict("hot", top_k=5)} == set(mapper.labels)
+
+    mapper.save_pretrained(tmp_path / "extended")
+    reloaded = WordMapper.from_pretrained(tmp_path / "extended")
+    assert reloaded.labels == mapper.labels
+    assert torch.allclose(reloaded.predict_proba(phrases), mapper.predict_proba(phrases), atol=1e-6)
+
+
+def test_with_cosine_scoring_an_added_word_is_the_best_match_for_its_own_name(tokenizer, tmp_path):
+    model = make_model(scoring="cosine")
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    mapper = WordMapper.from_pretrained(tmp_path)
+    mapper.add_labels(["temperature", "value"])
+    assert mapper.predict("temperature")[0][0] == "temperature"
+    assert mapper.predict("value")[0][0] == "value"
+
+
+def test_add_labels_refuses_empty_words_and_the_vocabulary_head(saved_model, tokenizer, tmp_path):
+    mapper = WordMapper.from_pretrained(saved_model)
+    with pytest.raises(ValueError, match="word 1: expected a non-empty string"):
+        mapper.add_labels(["flavor", " "])
+    assert mapper.labels == ["height", "size", "smell"]  # nothing half-added
+    make_model(head="vocab").save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="add_labels only applies to head='labels'"):
+        WordMapper.from_pretrained(tmp_path).add_labels(["flavor"])
+
+
+def test_word_mapping_pipeline_abstains_like_predict(saved_model):
+    from transformers import pipeline
+
+    words = pipeline("word-mapping", model=str(saved_model), trust_remote_code=True)
+    assert words("large", top_k=2, min_score=1.0) == []
+    assert [r["word"] for r in words("large", top_k=2, min_score=0.0)] == [
+        w for w, _ in WordMapper.from_pretrained(saved_model).predict("large", top_k=2)]
+    words.model.config.min_score = 1.0
+    assert words("large") == []

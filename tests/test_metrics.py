@@ -35,10 +35,27 @@ def test_macro_f1_uses_the_matched_gold_as_reference():
 def test_compute_metrics_reads_minus_100_padded_gold_ids():
     compute = build_compute_metrics(k=2)
     logits = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.3], [0.0, 0.2, 0.7]])
-    ranked = top_k_logits(2)(logits, None)
+    ranked, confidence = top_k_logits(2)(logits, None)
     assert ranked.tolist() == [[1, 0], [0, 2], [2, 1]]
+    assert torch.allclose(confidence, logits.softmax(-1).max(-1).values)
     labels = np.array([[0, 1], [2, -100], [0, -100]])
-    results = compute(EvalPrediction(predictions=ranked.numpy(), label_ids=labels))
+    results = compute(EvalPrediction(predictions=(ranked.numpy(), confidence.numpy()), label_ids=labels))
     assert results["accuracy"] == pytest.approx(1 / 3)
     assert results["accuracy_at_2"] == pytest.approx(2 / 3)
-    assert set(results) == {"accuracy", "accuracy_at_2", "macro_f1"}
+    assert set(results) == {"accuracy", "accuracy_at_2", "macro_f1", "ece"}
+
+
+def test_ece_is_the_bin_weighted_gap_between_confidence_and_accuracy():
+    metric = load_metric()
+    # Bin [0.9, 1.0): confidences 0.95, 0.95, both right -> gap 0.05 each. Bin [0.5, 0.6): 0.5 wrong -> gap 0.5.
+    results = metric.compute(predictions=[[0], [1], [2]], references=[[0], [1], [0]], k=1,
+                             confidences=[0.95, 0.95, 0.5], n_bins=10)
+    assert results["ece"] == pytest.approx((0.05 + 0.05 + 0.5) / 3)
+    perfect = metric.compute(predictions=[[0], [1]], references=[[0], [0]], k=1, confidences=[1.0, 0.0])
+    assert perfect["ece"] == pytest.approx(0.0)
+    assert "ece" not in metric.compute(predictions=[[0]], references=[[0]], k=1)
+
+
+def test_ece_refuses_confidences_that_are_not_probabilities():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        load_metric().compute(predictions=[[0]], references=[[0]], k=1, confidences=[1.5])

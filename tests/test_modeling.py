@@ -74,6 +74,46 @@ def test_several_golds_split_the_loss_evenly_and_all_padding_rows_add_nothing():
     assert torch.allclose(out.loss, expected, atol=1e-6)
 
 
+def test_padding_does_not_hide_a_gold_with_id_0():
+    model = make_model().eval()
+    input_ids, attention_mask = batch(len(tiny_vocab()), batch_size=1)
+    padded = model(input_ids=input_ids, attention_mask=attention_mask, labels=torch.tensor([[0, -100, -100]])).loss
+    plain = model(input_ids=input_ids, attention_mask=attention_mask, labels=torch.tensor([0])).loss
+    assert torch.allclose(padded, plain)
+
+
+def test_cosine_scoring_is_scaled_cosine_similarity_plus_bias():
+    model = make_model(scoring="cosine", logit_scale=10.0).eval()
+    assert model.log_logit_scale.exp().item() == pytest.approx(10.0)
+    input_ids, attention_mask = batch(len(tiny_vocab()))
+    pooled = model.pool(input_ids, attention_mask)
+    cosine = torch.nn.functional.normalize(pooled, dim=-1) @ torch.nn.functional.normalize(
+        model.classifier.weight, dim=-1).T
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+    assert torch.allclose(logits, 10.0 * cosine + model.classifier.bias, atol=1e-5)
+    with torch.no_grad():  # the scale of a row does not matter, only its direction
+        model.classifier.weight[1] *= 7.0
+    assert torch.allclose(model(input_ids=input_ids, attention_mask=attention_mask).logits, logits, atol=1e-5)
+
+
+def test_learned_logit_scale_trains_and_survives_a_reload(tmp_path):
+    model = make_model(scoring="cosine")
+    input_ids, attention_mask = batch(len(tiny_vocab()))
+    model(input_ids=input_ids, attention_mask=attention_mask, labels=torch.tensor([0, 1, 2])).loss.backward()
+    assert model.log_logit_scale.grad is not None
+    with torch.no_grad():
+        model.log_logit_scale.fill_(1.5)
+    model.save_pretrained(tmp_path)
+    assert BertForWordMapping.from_pretrained(tmp_path).log_logit_scale.item() == pytest.approx(1.5)
+
+
+def test_temperature_divides_the_logits():
+    input_ids, attention_mask = batch(len(tiny_vocab()))
+    plain = make_model().eval()(input_ids=input_ids, attention_mask=attention_mask).logits
+    warm = make_model(temperature=2.0).eval()(input_ids=input_ids, attention_mask=attention_mask).logits
+    assert torch.allclose(warm, plain / 2.0, atol=1e-6)
+
+
 def test_poolings_pick_the_documented_positions():
     hidden = torch.arange(2 * 4 * 3, dtype=torch.float).view(2, 4, 3)
     mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])

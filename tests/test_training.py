@@ -57,6 +57,22 @@ def test_trainer_run_lowers_the_loss_and_writes_a_complete_output_folder(tiny_ba
     assert mapper.predict("huge", top_k=1)[0][0] in config["label2id"]
 
 
+def test_temperature_is_fitted_on_validation_and_saved_unless_disabled(tiny_backbone, pair_files, tmp_path):
+    results = main(train_args(tiny_backbone, pair_files, tmp_path / "calibrated", "--num_train_epochs", "2",
+                              "--min_score", "0.25"))
+    config = json.loads((tmp_path / "calibrated" / "config.json").read_text())
+    assert config["temperature"] == pytest.approx(results["temperature"]) and config["temperature"] != 1.0
+    assert config["min_score"] == 0.25
+    assert results["eval_ece_after_calibration"] <= results["eval_ece_before_calibration"] + 1e-6
+    assert results["eval_ece"] == pytest.approx(results["eval_ece_after_calibration"], abs=1e-6)
+    assert 0.0 <= results["test_ece"] <= 1.0
+
+    results = main(train_args(tiny_backbone, pair_files, tmp_path / "raw", "--num_train_epochs", "2",
+                              "--calibrate", "false"))
+    assert json.loads((tmp_path / "raw" / "config.json").read_text())["temperature"] == 1.0
+    assert "temperature" not in results
+
+
 def test_training_continues_from_a_bertmap_checkpoint_with_its_labels(tiny_backbone, pair_files, tmp_path):
     first = tmp_path / "first"
     main(train_args(tiny_backbone, pair_files, first, "--num_train_epochs", "1"))

@@ -16,28 +16,44 @@ def load_metric(**kwargs) -> evaluate.EvaluationModule:
 
 
 def top_k_logits(k: int):
-    """A `preprocess_logits_for_metrics` keeping only the `k` best label ids per row (cheap for big label sets)."""
+    """A `preprocess_logits_for_metrics` keeping only the `k` best label ids per row and the top probability
+    (cheap for big label sets)."""
 
-    def preprocess(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def preprocess(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(logits, tuple):
             logits = logits[0]
-        return logits.topk(min(k, logits.shape[-1]), dim=-1).indices
+        top = logits.topk(min(k, logits.shape[-1]), dim=-1)
+        confidence = (top.values[:, 0] - logits.float().logsumexp(dim=-1)).exp()  # softmax of the best
+        return top.indices, confidence
 
     return preprocess
 
 
 def build_compute_metrics(k: int = 5, **load_kwargs):
-    """`compute_metrics` for `Trainer`: predictions are top-k ids, label_ids gold ids padded with -100."""
+    """`compute_metrics` for `Trainer`: predictions are `top_k_logits`' (top-k ids, top probability), label_ids
+    gold ids padded with -100."""
     metric = load_metric(**load_kwargs)
 
     def compute_metrics(eval_prediction: EvalPrediction) -> dict[str, float]:
-        ranked = np.asarray(eval_prediction.predictions)
+        ranked, confidence = eval_prediction.predictions
         gold = np.asarray(eval_prediction.label_ids)
         if gold.ndim == 1:
             gold = gold[:, None]
         references = [[int(g) for g in row if g >= 0] for row in gold]
-        results = metric.compute(predictions=ranked.tolist(), references=references, k=k)
+        results = metric.compute(predictions=np.asarray(ranked).tolist(), references=references, k=k,
+                                 confidences=np.asarray(confidence, dtype=float).tolist())
         return {"accuracy": results["accuracy"], f"accuracy_at_{k}": results["accuracy_at_k"],
-                "macro_f1": results["macro_f1"]}
+                "macro_f1": results["macro_f1"], "ece": results["ece"]}
 
     return compute_metrics
+
+
+def calibration_error(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Expected calibration error of the top word's probability (any gold counts as right)."""
+    if labels.dim() == 1:
+        labels = labels.unsqueeze(-1)
+    probabilities = logits.softmax(dim=-1)
+    confidence, top = probabilities.max(dim=-1)
+    references = [[int(g) for g in row if g >= 0] for row in labels.tolist()]
+    return load_metric().compute(predictions=top.unsqueeze(-1).tolist(), references=references, k=1,
+                                 confidences=confidence.tolist())["ece"]

@@ -1,0 +1,45 @@
+"""Temperature scaling: the fitted temperature, what it changes (probabilities) and what it does not (ranking)."""
+
+import pytest
+import torch
+
+from hf_bertmap.calibration import fit_temperature, gold_log_likelihood
+from hf_bertmap.metrics import calibration_error
+
+
+def sample_labels(logits: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
+
+
+def test_fit_recovers_the_temperature_the_labels_were_drawn_with():
+    true_logits = torch.randn(4000, 12, generator=torch.Generator().manual_seed(0)) * 2
+    labels = sample_labels(true_logits)
+    # A model three times overconfident: its logits are the true ones times 3.
+    assert fit_temperature(true_logits * 3, labels) == pytest.approx(3.0, rel=0.1)
+    assert fit_temperature(true_logits, labels) == pytest.approx(1.0, rel=0.1)
+
+
+def test_fitted_temperature_lowers_the_calibration_error_of_an_overconfident_model():
+    true_logits = torch.randn(3000, 20, generator=torch.Generator().manual_seed(1)) * 2
+    labels = sample_labels(true_logits)
+    overconfident = true_logits * 4
+    temperature = fit_temperature(overconfident, labels)
+    before, after = calibration_error(overconfident, labels), calibration_error(overconfident / temperature, labels)
+    assert after < before / 3
+    assert torch.equal((overconfident / temperature).argmax(-1), overconfident.argmax(-1))
+
+
+def test_several_golds_count_their_summed_probability_and_padding_rows_are_ignored():
+    logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 0.0, 3.0]])
+    labels = torch.tensor([[0, 1], [2, -100]])
+    expected = torch.stack([logits[0].softmax(-1)[:2].sum().log(), logits[1].log_softmax(-1)[2]])
+    assert torch.allclose(gold_log_likelihood(logits, labels), expected)
+    with_empty_row = torch.cat([labels, torch.tensor([[-100, -100]])])
+    logits3 = torch.cat([logits, torch.tensor([[9.0, 0.0, 0.0]])])
+    assert fit_temperature(logits3, with_empty_row) == pytest.approx(fit_temperature(logits, labels), rel=1e-4)
+
+
+def test_no_gold_at_all_is_a_clear_error():
+    with pytest.raises(ValueError, match="no row has a gold label"):
+        fit_temperature(torch.zeros(2, 3), torch.tensor([[-100], [-100]]))
