@@ -24,6 +24,9 @@ from .configuration_bertmap import normalize_phrase
 logger = logging.getLogger(__name__)
 
 BUILTIN_DATA = Path(__file__).parent / "resources" / "wordnet_attributes.tsv"
+# Hand-written informal phrases (slang, intensifiers, hedges, negation, misspellings, multi-word) with gold words
+# from the built-in label set: for evaluation only, never trained on.
+INFORMAL_EVAL_DATA = Path(__file__).parent / "resources" / "informal_eval.tsv"
 SPLITS = ("train", "validation", "test")
 CACHE_VERSION = 1  # bump when preprocessing changes
 
@@ -163,6 +166,15 @@ def load_splits(data_args, cache_dir: str | None = None, seed: int = 42) -> Data
         if limit is not None:
             splits[split] = splits[split].select(range(min(limit, len(splits[split]))))
     return splits
+
+
+def load_informal_eval(lowercase: bool = True, cache_dir: str | None = None) -> Dataset:
+    """The informal evaluation set as grouped `{"phrase", "targets", "category"}` rows."""
+    raw = read_pair_file(str(INFORMAL_EVAL_DATA), cache_dir)
+    validate_pairs(raw, str(INFORMAL_EVAL_DATA), "phrase", "target")
+    grouped = group_by_phrase(raw, "phrase", "target", lowercase)
+    category = {normalize_phrase(p, lowercase): c for p, c in zip(raw["phrase"], raw["category"])}
+    return grouped.add_column("category", [category[p] for p in grouped["phrase"]])
 
 
 def augment_with_modifiers(dataset: Dataset, copies: int, seed: int) -> Dataset:

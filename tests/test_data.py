@@ -16,6 +16,7 @@ from hf_bertmap.data import (
     encode_labels,
     group_by_phrase,
     label_list_for,
+    load_informal_eval,
     load_splits,
     read_pair_file,
     split_by_phrase,
@@ -39,6 +40,17 @@ def test_builtin_wordnet_file_has_the_documented_counts():
     assert len(set(dataset["synset"])) == 320
     rows = set(zip(dataset["phrase"], dataset["target"]))
     assert {("large", "size"), ("hot", "temperature"), ("scentless", "odor"), ("high", "pitch")} <= rows
+
+
+def test_informal_eval_set_is_hand_written_held_apart_and_uses_builtin_words():
+    informal = load_informal_eval()
+    assert len(informal) >= 150 and len(set(informal["phrase"])) == len(informal)
+    assert set(informal["category"]) == {"slang", "intensifier", "hedge", "negation", "misspelling", "multiword"}
+    builtin = read_pair_file(str(BUILTIN_DATA))
+    assert {w for words in informal["targets"] for w in words} <= set(builtin["target"])
+    assert not set(informal["phrase"]) & set(builtin["phrase"])  # never in the training data
+    row = informal[list(informal["phrase"]).index("very chonky")]
+    assert row["category"] == "slang" and "size" in row["targets"]
 
 
 def test_builtin_splits_are_phrase_disjoint_deterministic_and_seeded():
