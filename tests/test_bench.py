@@ -38,3 +38,18 @@ def test_default_run_smoke(tiny_backbone, tmp_path):
     assert results["wall_s"] >= results["training_s"] + results["evaluation_s"] > 0
     assert results["train_peak_rss_mib"] > 0 and results["inference_peak_rss_mib"] > 0
     assert 0.0 <= results["test_accuracy"] <= results["test_accuracy_at_5"] <= 1.0
+
+
+def test_quality_smoke(tiny_backbone, tmp_path):
+    results = run_bench("quality.py", "--backbone", str(tiny_backbone), cwd=tmp_path)
+    for system in ("zero_shot", "seed_design", "default"):
+        for split in ("test", "informal"):
+            row = results[system][split]
+            assert 0.0 <= row["top1"] <= row["top5"] <= 1.0 and 0.0 <= row["ece"] <= 1.0, (system, split)
+    default = results["default"]
+    curve = default["test"]["abstention"]
+    assert curve[0]["min_score"] == 0.0 and curve[0]["coverage"] == 1.0
+    assert all(a["coverage"] >= b["coverage"] for a, b in zip(curve, curve[1:]))
+    assert set(default["informal_by_category"]) == set(results["informal_categories"])
+    added = results["add_labels"]
+    assert len(added["held_out"]) == 3 and 0.0 <= added["held_out_top1"] <= added["held_out_top5"] <= 1.0

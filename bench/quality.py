@@ -1,0 +1,262 @@
+"""Quality on unseen adjectives and informal phrases: zero-shot embeddings, the seed's design and the default
+hf_bertmap recipe, trained and evaluated on the same split in one run; plus, for the default recipe, calibration
+(ECE before/after temperature scaling), the abstention curve, and `add_labels` on 20 attribute classes held out of
+training entirely.
+
+    python bench/quality.py                                  # about 25 minutes on 2 cores
+    python bench/quality.py --smoke --backbone PATH          # a tiny run, for the test suite
+
+Systems (all on the built-in WordNet data, test = 20% of adjectives, unseen in training):
+- zero_shot: the backbone's mean-pooled phrase embedding, cosine to each label name's embedding (probabilities:
+  softmax of the cosines with a temperature fitted on validation, so that its ECE means something).
+- seed_design: `pooling="pooler"`, fresh linear head, one learning rate for all, 3 epochs, no checkpoint selection
+  or calibration: `train.py` with the flags in SEED_DESIGN_FLAGS.
+- default: `python train.py` with no flags.
+
+Prints tables and one JSON line with everything.
+"""
+
+import argparse
+import csv
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from hf_bertmap import WordMapper
+from hf_bertmap.arguments import DEFAULT_BACKBONE, DataArguments
+from hf_bertmap.calibration import fit_temperature
+from hf_bertmap.data import label_list_for, load_informal_eval, load_splits
+from hf_bertmap.metrics import load_metric
+from hf_bertmap.modeling_bertmap import masked_mean
+from hf_bertmap.training import resolve_backbone
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED_DESIGN_FLAGS = ["--pooling", "pooler", "--scoring", "linear", "--init_head_from_label_names", "false",
+                     "--head_learning_rate", "1e-4", "--learning_rate", "1e-4", "--num_train_epochs", "3",
+                     "--train_sampling_strategy", "random", "--eval_strategy", "no", "--save_strategy", "no",
+                     "--load_best_model_at_end", "false", "--calibrate", "false"]
+SMOKE_FLAGS = ["--max_train_samples", "60", "--max_eval_samples", "20", "--max_predict_samples", "30",
+               "--num_train_epochs", "1"]
+THRESHOLDS = [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8]
+K = 5
+
+
+def score(probabilities: torch.Tensor, targets: list[list[str]], labels: list[str]) -> dict[str, float]:
+    """accuracy@1, accuracy@5, macro-F1 and ECE of `probabilities` (n, len(labels)) against gold words."""
+    label2id = {label: i for i, label in enumerate(labels)}
+    references = [[label2id[w] for w in words if w in label2id] for words in targets]
+    top = probabilities.topk(min(K, probabilities.shape[-1]), dim=-1)
+    results = load_metric().compute(predictions=top.indices.tolist(), references=references, k=K,
+                                    confidences=top.values[:, 0].tolist())
+    return {"top1": round(results["accuracy"], 4), "top5": round(results["accuracy_at_k"], 4),
+            "macro_f1": round(results["macro_f1"], 4), "ece": round(results["ece"], 4), "n": len(targets)}
+
+
+def gold_ids(targets: list[list[str]], labels: list[str]) -> torch.Tensor:
+    label2id = {label: i for i, label in enumerate(labels)}
+    ids = [[label2id[w] for w in words if w in label2id] for words in targets]
+    width = max(1, max(len(row) for row in ids))
+    return torch.tensor([row + [-100] * (width - len(row)) for row in ids])
+
+
+def zero_shot(backbone: str, labels: list[str], splits, informal) -> dict:
+    """Cosine between the mean-pooled embeddings of the phrase and of each label name."""
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    encoder = AutoModel.from_pretrained(backbone).eval()
+
+    @torch.inference_mode()
+    def embed(texts: list[str]) -> torch.Tensor:
+        chunks = []
+        for start in range(0, len(texts), 128):
+            inputs = tokenizer(texts[start : start + 128], padding=True, truncation=True, max_length=32,
+                               return_tensors="pt")
+            hidden = encoder(**inputs).last_hidden_state
+            chunks.append(torch.nn.functional.normalize(masked_mean(hidden, inputs["attention_mask"]), dim=-1))
+        return torch.cat(chunks)
+
+    label_embeddings = embed(labels)
+
+    def cosines(dataset) -> torch.Tensor:
+        return embed(list(dataset["phrase"])) @ label_embeddings.T
+
+    validation = cosines(splits["validation"])
+    temperature = fit_temperature(validation, gold_ids(list(splits["validation"]["targets"]), labels))
+    return {
+        "temperature": round(temperature, 4),
+        "test": score((cosines(splits["test"]) / temperature).softmax(-1), list(splits["test"]["targets"]), labels),
+        "informal": score((cosines(informal) / temperature).softmax(-1), list(informal["targets"]), labels),
+    }
+
+
+def train(output: Path, flags: list[str], log: Path) -> float:
+    """Run train.py into `output`; its wall time in seconds."""
+    start = time.perf_counter()
+    with open(log, "w") as f:
+        result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--output_dir", str(output),
+                                 "--disable_tqdm", "true", *flags], stdout=f, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=output.parent)
+    if result.returncode != 0:
+        raise SystemExit(f"train.py {' '.join(flags)} failed; see the end of {log}:\n{log.read_text()[-3000:]}")
+    return round(time.perf_counter() - start, 1)
+
+
+def evaluate_model(mapper: WordMapper, splits, informal) -> dict:
+    """Test and informal scores, ECE before calibration, per-category informal top-1, abstention curves."""
+    report = {}
+    calibrated = mapper.model.config.temperature
+    for name, dataset in (("test", splits["test"]), ("informal", informal)):
+        probabilities = mapper.predict_proba(list(dataset["phrase"]))
+        report[name] = score(probabilities, list(dataset["targets"]), mapper.labels)
+        report[name]["abstention"] = abstention_curve(probabilities, list(dataset["targets"]), mapper.labels)
+        mapper.model.config.temperature = 1.0
+        report[name]["ece_uncalibrated"] = score(mapper.predict_proba(list(dataset["phrase"])),
+                                                 list(dataset["targets"]), mapper.labels)["ece"]
+        mapper.model.config.temperature = calibrated
+    report["temperature"] = calibrated
+    categories = sorted(set(informal["category"]))
+    top1 = [words[0][0] in targets for words, targets in
+            zip(mapper.predict(list(informal["phrase"]), min_score=0.0), informal["targets"])]
+    report["informal_by_category"] = {
+        category: round(sum(hit for hit, c in zip(top1, informal["category"]) if c == category)
+                        / sum(c == category for c in informal["category"]), 4)
+        for category in categories
+    }
+    return report
+
+
+def abstention_curve(probabilities: torch.Tensor, targets: list[list[str]], labels: list[str]) -> list[dict]:
+    """Per threshold: the share of phrases answered and the top-1 accuracy on those."""
+    confidence, top = probabilities.max(dim=-1)
+    hits = torch.tensor([labels[i] in words for i, words in zip(top.tolist(), targets)])
+    curve = []
+    for threshold in THRESHOLDS:
+        answered = confidence >= threshold
+        curve.append({"min_score": threshold, "coverage": round(float(answered.float().mean()), 4),
+                      "accuracy": round(float(hits[answered].float().mean()), 4) if answered.any() else None})
+    return curve
+
+
+def write_pairs(path: Path, dataset, drop: set[str]) -> int:
+    """Write `dataset`'s (phrase, target) rows without the targets in `drop`; phrases left with none go."""
+    rows = 0
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+        writer.writerow(["phrase", "target"])
+        for phrase, words in zip(dataset["phrase"], dataset["targets"]):
+            for word in words:
+                if word not in drop:
+                    writer.writerow([phrase, word])
+                    rows += 1
+    return rows
+
+
+def held_out_classes(splits, count: int, seed: int = 0) -> list[str]:
+    """`count` target words, drawn at random among those with a test phrase and at least 3 training phrases."""
+    train_counts: dict[str, int] = {}
+    for words in splits["train"]["targets"]:
+        for word in words:
+            train_counts[word] = train_counts.get(word, 0) + 1
+    in_test = {w for words in splits["test"]["targets"] for w in words}
+    candidates = sorted(w for w, n in train_counts.items() if n >= 3 and w in in_test)
+    return sorted(random.Random(seed).sample(candidates, min(count, len(candidates))))
+
+
+def add_labels_experiment(work: Path, splits, flags: list[str], count: int) -> dict:
+    """Train the default recipe with `count` classes removed from training, add them back by name, and score the
+    test phrases that have one of them as a gold (only the held-out golds count)."""
+    held_out = held_out_classes(splits, count)
+    files = {}
+    for split in ("train", "validation", "test"):
+        files[split] = work / f"held_out_{split}.tsv"
+        write_pairs(files[split], splits[split], set(held_out) if split != "test" else set())
+    output = work / "held-out"
+    wall = train(output, ["--train_file", str(files["train"]), "--validation_file", str(files["validation"]),
+                          "--test_file", str(files["test"]), *flags], work / "held_out.log")
+    mapper = WordMapper.from_pretrained(output)
+    assert not set(held_out) & set(mapper.labels)
+    test = splits["test"].filter(lambda row: any(w in held_out for w in row["targets"]))
+    held_targets = [[w for w in words if w in held_out] for words in test["targets"]]
+    overall_before = score(mapper.predict_proba(list(splits["test"]["phrase"])), list(splits["test"]["targets"]),
+                           mapper.labels)
+    mapper.add_labels(held_out)
+    after = score(mapper.predict_proba(list(test["phrase"])), held_targets, mapper.labels)
+    overall_after = score(mapper.predict_proba(list(splits["test"]["phrase"])), list(splits["test"]["targets"]),
+                          mapper.labels)
+    return {"held_out": held_out, "test_phrases_with_a_held_out_gold": len(test), "train_wall_s": wall,
+            "held_out_top1": after["top1"], "held_out_top5": after["top5"],
+            "all_test_top1_before_adding": overall_before["top1"], "all_test_top1_after_adding": overall_after["top1"],
+            "all_test_top5_before_adding": overall_before["top5"], "all_test_top5_after_adding": overall_after["top5"]}
+
+
+def print_tables(report: dict) -> None:
+    print(f"\n{'system':<14}{'test top-1':>11}{'top-5':>8}{'macro-F1':>10}{'ECE':>8}{'informal top-1':>16}"
+          f"{'top-5':>8}{'train s':>9}")
+    for name in ("zero_shot", "seed_design", "default"):
+        row = report[name]
+        print(f"{name:<14}{row['test']['top1']:>11.3f}{row['test']['top5']:>8.3f}{row['test']['macro_f1']:>10.3f}"
+              f"{row['test']['ece']:>8.3f}{row['informal']['top1']:>16.3f}{row['informal']['top5']:>8.3f}"
+              f"{row.get('train_wall_s', 0):>9.0f}")
+    default = report["default"]
+    print(f"\ndefault: temperature {default['temperature']:.3f}; test ECE {default['test']['ece_uncalibrated']:.3f} "
+          f"-> {default['test']['ece']:.3f}; informal ECE {default['informal']['ece_uncalibrated']:.3f} -> "
+          f"{default['informal']['ece']:.3f}")
+    print("informal top-1 by category: " + ", ".join(f"{c} {v:.3f}" for c, v in
+                                                      default["informal_by_category"].items()))
+    print(f"\n{'min_score':>9}{'test coverage':>15}{'accuracy':>10}{'informal coverage':>19}{'accuracy':>10}")
+    for test_row, informal_row in zip(default["test"]["abstention"], default["informal"]["abstention"]):
+        print(f"{test_row['min_score']:>9.2f}{test_row['coverage']:>15.3f}{test_row['accuracy'] or 0:>10.3f}"
+              f"{informal_row['coverage']:>19.3f}{informal_row['accuracy'] or 0:>10.3f}")
+    if "add_labels" in report:
+        row = report["add_labels"]
+        print(f"\nadd_labels, {len(row['held_out'])} classes never trained on ({row['test_phrases_with_a_held_out_gold']}"
+              f" test phrases): top-1 {row['held_out_top1']:.3f}, top-5 {row['held_out_top5']:.3f}; all test top-1 "
+              f"{row['all_test_top1_before_adding']:.3f} -> {row['all_test_top1_after_adding']:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default=None, help="default: train.py's own default")
+    parser.add_argument("--held_out_classes", type=int, default=20)
+    parser.add_argument("--skip_add_labels", action="store_true", help="skip the held-out-classes training run")
+    parser.add_argument("--smoke", action="store_true", help="a tiny run, for the test suite")
+    args = parser.parse_args()
+
+    common = (["--model_name_or_path", args.backbone] if args.backbone else []) + (SMOKE_FLAGS if args.smoke else [])
+    data_args = DataArguments(max_train_samples=60 if args.smoke else None,
+                              max_eval_samples=20 if args.smoke else None,
+                              max_predict_samples=30 if args.smoke else None)
+    splits = load_splits(data_args)
+    informal = load_informal_eval()
+    if args.smoke:
+        informal = informal.select(range(30))
+    backbone = resolve_backbone(args.backbone or DEFAULT_BACKBONE)
+    labels = label_list_for("labels", splits["train"], None)
+
+    report = {"split": {split: len(splits[split]) for split in splits}, "informal_phrases": len(informal),
+              "informal_categories": sorted(set(informal["category"])),
+              "labels": len(labels), "threads": torch.get_num_threads()}
+    report["zero_shot"] = zero_shot(backbone, labels, splits, informal)
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        os.environ["HF_DATASETS_CACHE"] = str(work / "datasets-cache")  # no preprocessing cache hits
+        for name, flags in (("seed_design", SEED_DESIGN_FLAGS), ("default", [])):
+            wall = train(work / name, common + flags, work / f"{name}.log")
+            report[name] = evaluate_model(WordMapper.from_pretrained(work / name), splits, informal)
+            report[name]["train_wall_s"] = wall
+        if not args.skip_add_labels:
+            report["add_labels"] = add_labels_experiment(work, splits, common,
+                                                         3 if args.smoke else args.held_out_classes)
+    print_tables(report)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
