@@ -38,11 +38,22 @@ class ModelArguments:
         metadata={"help": "Peak learning rate of the new head (None: --learning_rate). A fresh head learns "
                   "faster than the pretrained encoder can safely move."},
     )
+    freeze_word_embeddings: bool = field(
+        default=False,
+        metadata={"help": "Keep the encoder's input word embeddings fixed (with --head vocab, also the tied "
+                  "projection): words never seen in training keep embeddings consistent with the trained ones."},
+    )
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout before the head."})
     calibrate: bool = field(
         default=True,
         metadata={"help": "After training, fit temperature scaling on the validation split (stored in the config as "
                   "`temperature`) so that probabilities match accuracy."},
+    )
+    memory: bool = field(
+        default=True,
+        metadata={"help": "After training, store the training phrases in the model's memory: a prediction mixes "
+                  "in a vote of the nearest stored phrases, with a weight chosen on validation (head labels "
+                  "only)."},
     )
     min_score: float = field(
         default=0.0,

@@ -41,6 +41,20 @@ class BertMapConfig(PreTrainedConfig):
             Label smoothing of the cross-entropy loss.
         temperature (`float`, defaults to 1.0):
             Divides the logits; fitted on validation data to calibrate probabilities (1.0 = uncalibrated).
+        memory_size (`int`, defaults to 0):
+            How many training phrases the model stores (their pooled embeddings and gold ids, written by
+            `BertForWordMapping.write_memory`); 0: no memory.
+        memory_golds (`int`, defaults to 1):
+            Width of the stored gold-id rows (the most golds a stored phrase has).
+        memory_weight (`float`, defaults to 0.0):
+            At inference, the predicted distribution is `(1 - memory_weight) * softmax(logits) + memory_weight *
+            vote`, where `vote` spreads a softmax over the `memory_neighbors` most similar stored phrases
+            (cosine / `memory_temperature`) onto their gold words. A stored phrase thus mostly gets its known word,
+            and an unseen one borrows from its neighbours. The output `logits` are then the log of that mixture.
+        memory_neighbors (`int`, defaults to 30):
+            Stored phrases consulted per prediction.
+        memory_temperature (`float`, defaults to 0.05):
+            Sharpness of the neighbours' softmax over their cosine similarities.
         min_score (`float`, defaults to 0.0):
             Default abstention threshold of `WordMapper.predict` and the `word-mapping` pipeline: a phrase whose best
             word has a lower probability gets no word. 0.0 never abstains.
@@ -72,6 +86,11 @@ class BertMapConfig(PreTrainedConfig):
     label_smoothing: float = 0.0
     temperature: float = 1.0
     min_score: float = 0.0
+    memory_size: int = 0
+    memory_golds: int = 1
+    memory_weight: float = 0.0
+    memory_neighbors: int = 30
+    memory_temperature: float = 0.05
     lowercase: bool = True
     initializer_range: float = 0.02
     tie_word_embeddings: bool = False
@@ -90,6 +109,12 @@ class BertMapConfig(PreTrainedConfig):
             raise ValueError(f"BertMapConfig: label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.temperature <= 0:
             raise ValueError(f"BertMapConfig: temperature must be > 0, got {self.temperature}")
+        if not 0.0 <= self.memory_weight <= 1.0:
+            raise ValueError(f"BertMapConfig: memory_weight must be in [0, 1], got {self.memory_weight}")
+        if self.memory_neighbors < 1 or self.memory_temperature <= 0 or self.memory_size < 0:
+            raise ValueError("BertMapConfig: memory_neighbors must be >= 1, memory_temperature > 0, memory_size >= 0")
+        if self.memory_size > 0 and self.head != "labels":
+            raise ValueError("BertMapConfig: a memory needs head='labels'")
         if not 0.0 <= self.min_score <= 1.0:
             raise ValueError(f"BertMapConfig: min_score must be in [0, 1], got {self.min_score}")
         # The vocabulary head reuses the input word embeddings as its projection.

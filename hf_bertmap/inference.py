@@ -143,6 +143,52 @@ class WordMapper:
             self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
         return new
 
+    def memorize(self, phrases: list[str], targets: list[str] | list[list[str]], weight: float | None = None,
+                 replace: bool = False) -> None:
+        """Store (phrase, target word(s)) pairs in the model's memory, usable at once: a stored phrase mostly
+        gets its word, and phrases near it lean the same way (see `BertMapConfig.memory_weight`).
+
+        `targets` holds one word or a list of words per phrase, each an output word already (`add_labels` first
+        for new ones). The pairs are added to the memory unless `replace`; `weight` sets `memory_weight` (a model
+        without a memory weight needs one). `save_pretrained`/`push_to_hub` keep the memory.
+        """
+        if len(phrases) != len(targets):
+            raise ValueError(f"{len(phrases)} phrases but {len(targets)} targets")
+        config = self.model.config
+        lowercase = config.lowercase
+        golds = []
+        for i, (phrase, words) in enumerate(zip(phrases, targets)):
+            if not isinstance(phrase, str) or not phrase.strip():
+                raise ValueError(f"phrase {i}: expected a non-empty string, got {phrase!r}")
+            words = [words] if isinstance(words, str) else list(words)
+            ids = [config.label2id.get(normalize_phrase(w, lowercase)) for w in words]
+            if not ids or None in ids:
+                raise ValueError(f"phrase {i} ({phrase!r}): targets {words} must be output words; "
+                                 "add new ones with add_labels first")
+            golds.append(ids)
+        if (weight if weight is not None else config.memory_weight) <= 0:
+            raise ValueError("memorize needs a memory weight > 0 (pass weight=...)")
+        embeddings = self.embed(phrases)
+        width = max([len(ids) for ids in golds] + [config.memory_golds if not replace else 1])
+        rows = torch.tensor([ids + [-100] * (width - len(ids)) for ids in golds], dtype=torch.long)
+        if config.memory_size > 0 and not replace:
+            old = self.model.memory_golds.cpu()
+            old = torch.cat([old, torch.full((old.shape[0], width - old.shape[1]), -100)], dim=1)
+            embeddings = torch.cat([self.model.memory_keys.cpu(), embeddings])
+            rows = torch.cat([old, rows])
+        self.model.write_memory(embeddings, rows, weight=weight)
+
+    @torch.inference_mode()
+    def embed(self, phrases: list[str], batch_size: int = 64) -> torch.Tensor:
+        """The pooled embeddings (n, hidden) the head and the memory see, for normalised `phrases`."""
+        texts = [normalize_phrase(phrase, self.model.config.lowercase) for phrase in phrases]
+        chunks = [torch.empty(0, self.model.config.encoder_config.hidden_size)]
+        for start in range(0, len(texts), batch_size):
+            inputs = self.tokenizer(texts[start : start + batch_size], padding=True, truncation=True,
+                                    max_length=self.max_length, return_tensors="pt")
+            chunks.append(self.model.embed_inputs(inputs["input_ids"], inputs["attention_mask"]).float().cpu())
+        return torch.cat(chunks)
+
     @torch.inference_mode()
     def predict_proba(self, phrases: list[str], batch_size: int = 64) -> torch.Tensor:
         """Probabilities over `self.labels`, shape (len(phrases), num_labels)."""

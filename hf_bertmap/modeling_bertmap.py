@@ -119,6 +119,12 @@ class BertForWordMapping(BertMapPreTrainedModel):
             self._tied_weights_keys = {"classifier.weight": f"encoder.{source}"}
         # Cosine scoring: log of the learned scale (log-parametrised so it stays positive).
         self.log_logit_scale = nn.Parameter(torch.zeros(())) if config.scoring == "cosine" else None
+        # The memory of training phrases: unit pooled embeddings and their gold ids (-100 padded).
+        has_memory = config.memory_size > 0
+        self.register_buffer("memory_keys", torch.zeros(config.memory_size, hidden_size) if has_memory else None)
+        self.register_buffer(
+            "memory_golds", torch.full((config.memory_size, config.memory_golds), -100) if has_memory else None
+        )
         self.post_init()
 
     def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
@@ -153,11 +159,15 @@ class BertForWordMapping(BertMapPreTrainedModel):
             over them. Rows whose golds are all -100 add no loss.
         """
         kwargs.pop("num_items_in_batch", None)
-        pooled = self.pool(input_ids, attention_mask, token_type_ids=token_type_ids, **kwargs)
-        pooled = self.dropout(pooled)
+        embedding = self.pool(input_ids, attention_mask, token_type_ids=token_type_ids, **kwargs)
+        pooled = self.dropout(embedding)
         if self.vocab_transform is not None:
             pooled = self.vocab_transform(pooled)
         logits = self.score(pooled) / self.config.temperature  # (batch, num_labels)
+        if self.config.memory_weight > 0 and self.config.memory_size > 0 and not self.training:
+            weight = self.config.memory_weight
+            mixture = (1 - weight) * logits.float().softmax(dim=-1) + weight * self.read_memory(embedding)
+            logits = mixture.clamp(min=1e-12).log().to(logits.dtype)
 
         loss = None
         if labels is not None:
@@ -174,6 +184,39 @@ class BertForWordMapping(BertMapPreTrainedModel):
         )
         scale = self.log_logit_scale.clamp(max=math.log(100.0)).exp()
         return scale * cosine + self.classifier.bias
+
+    def read_memory(self, embedding: torch.Tensor) -> torch.Tensor:
+        """The neighbours' vote (batch, num_labels): a softmax over the cosine similarities of the
+        `memory_neighbors` nearest stored phrases, each neighbour's share split evenly over its gold words."""
+        similarity = nn.functional.normalize(embedding.float(), dim=-1) @ self.memory_keys.T  # (batch, size)
+        top, index = similarity.topk(min(self.config.memory_neighbors, self.config.memory_size), dim=-1)
+        weights = (top / self.config.memory_temperature).softmax(dim=-1)  # (batch, k)
+        golds = self.memory_golds[index]  # (batch, k, memory_golds)
+        valid = (golds >= 0).float()
+        shares = weights.unsqueeze(-1) * valid / valid.sum(dim=-1, keepdim=True).clamp(min=1)
+        vote = torch.zeros(embedding.shape[0], self.config.num_labels, device=embedding.device)
+        return vote.scatter_add_(1, golds.clamp(min=0).flatten(1), shares.flatten(1))
+
+    @torch.no_grad()
+    def write_memory(self, embeddings: torch.Tensor, golds: torch.Tensor, weight: float | None = None) -> None:
+        """Store phrases' pooled `embeddings` (n, hidden) with their gold ids `golds` (n, max_golds), -100 padded;
+        `weight` sets `config.memory_weight`. An empty `embeddings` removes the memory."""
+        if self.config.head != "labels":
+            raise ValueError("a memory needs head='labels'")
+        if golds.dim() == 1:
+            golds = golds.unsqueeze(-1)
+        if embeddings.shape[0] != golds.shape[0]:
+            raise ValueError(f"{embeddings.shape[0]} embeddings but {golds.shape[0]} gold rows")
+        if golds.numel() and int(golds.max()) >= self.config.num_labels:
+            raise ValueError(f"gold id {int(golds.max())} is outside the {self.config.num_labels} labels")
+        if embeddings.shape[0] == 0:
+            self.memory_keys = self.memory_golds = None
+        else:
+            self.memory_keys = nn.functional.normalize(embeddings.float(), dim=-1).to(self.device)
+            self.memory_golds = golds.long().to(self.device)
+        self.config.memory_size, self.config.memory_golds = golds.shape[0], max(1, golds.shape[1])
+        if weight is not None:
+            self.config.memory_weight = weight
 
     @torch.no_grad()
     def embed_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

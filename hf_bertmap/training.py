@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_BACKBONE_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 EXAMPLE_PHRASES = ["fishy", "valuable", "large", "very chonky"]
 TOP_K = 5
+MEMORY_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)  # tried on validation
+DEFAULT_MEMORY_WEIGHT = 0.3  # without a validation split
 
 
 class BertMapTrainer(Trainer):
@@ -181,6 +183,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         model = BertForWordMapping.from_pretrained(backbone, cache_dir=model_args.cache_dir,
                                                    revision=model_args.model_revision, token=model_args.token)
         label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        if training_args.do_train and model.config.memory_size > 0:  # stale once training moves the encoder
+            model.write_memory(torch.zeros(0, model.config.encoder_config.hidden_size), torch.zeros(0, 1))
         if model.config.head == "vocab":
             check_vocab_targets(splits, tokenizer)
     else:
@@ -192,6 +196,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             names = tokenizer(label_names, padding=True, truncation=True, max_length=data_args.max_seq_length,
                               return_tensors="pt")
             model.initialize_head_from_inputs(names["input_ids"], names["attention_mask"])
+    if model_args.freeze_word_embeddings:
+        model.encoder.get_input_embeddings().weight.requires_grad_(False)
     data_counts = describe_splits(splits)
     logger.info(f"Data: {data_counts}; {len(label_names)} output words")
 
@@ -225,6 +231,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if training_args.do_train and model_args.calibrate and len(tokenized["validation"]) > 0:
         split_metrics["calibration"] = calibrate(trainer, tokenized["validation"])
         logger.info(f"Temperature scaling on validation: {split_metrics['calibration']}")
+    if training_args.do_train and model_args.memory and trainer.model.config.head == "labels":
+        mapper = WordMapper(trainer.model, tokenizer, max_length=data_args.max_seq_length)
+        split_metrics["memory"] = build_memory(mapper, splits)
+        logger.info(f"Memory of training phrases: {split_metrics['memory']}")
     for split, prefix, enabled in (("validation", "eval", training_args.do_eval),
                                    ("test", "test", training_args.do_predict)):
         if not enabled or len(tokenized[split]) == 0:
@@ -270,6 +280,30 @@ def calibrate(trainer: Trainer, dataset: datasets.Dataset) -> dict[str, float]:
     return {"temperature": config.temperature,
             "eval_ece_before_calibration": calibration_error(logits, labels),
             "eval_ece_after_calibration": calibration_error(logits / fitted, labels)}
+
+
+def build_memory(mapper: WordMapper, splits: datasets.DatasetDict) -> dict[str, float]:
+    """Store the training phrases in the model's memory; choose its weight by validation accuracy@1 (then @5)."""
+    known = mapper.model.config.label2id
+    rows = [(phrase, [w for w in words if w in known]) for phrase, words in
+            zip(splits["train"]["phrase"], splits["train"]["targets"])]
+    rows = [(phrase, words) for phrase, words in rows if words]
+    mapper.memorize([phrase for phrase, _ in rows], [words for _, words in rows], weight=DEFAULT_MEMORY_WEIGHT,
+                    replace=True)
+    validation = splits["validation"]
+    if len(validation) == 0:
+        return {"memory_size": len(rows), "memory_weight": DEFAULT_MEMORY_WEIGHT}
+    scores = {}
+    for weight in MEMORY_WEIGHTS:
+        mapper.model.config.memory_weight = weight
+        top = mapper.predict_proba(list(validation["phrase"])).topk(TOP_K, dim=-1).indices.tolist()
+        hits = [(mapper.labels[ids[0]] in words, any(mapper.labels[i] in words for i in ids))
+                for ids, words in zip(top, validation["targets"])]
+        scores[weight] = (sum(h for h, _ in hits) / len(hits), sum(h for _, h in hits) / len(hits))
+    best = max(MEMORY_WEIGHTS, key=lambda weight: (scores[weight], -weight))
+    mapper.model.config.memory_weight = best
+    return {"memory_size": len(rows), "memory_weight": best, "eval_accuracy_without_memory": scores[0.0][0],
+            "eval_accuracy_with_memory": scores[best][0]}
 
 
 def resolve_resume(training_args: BertMapTrainingArguments) -> str | None:
@@ -342,6 +376,10 @@ def write_model_card(folder, config, results, data_counts, model_args, data_args
         "epochs": training_args.num_train_epochs,
         "train_batch_size": training_args.per_device_train_batch_size * max(1, training_args.world_size),
         "label_smoothing": config.label_smoothing, "modifier copies": data_args.augment_copies,
+        "scoring": config.scoring, "head initialised from label names": model_args.init_head_from_label_names,
+        "frozen word embeddings": model_args.freeze_word_embeddings,
+        "temperature (fitted on validation)": round(config.temperature, 4),
+        "memory": f"{config.memory_size} training phrases, weight {config.memory_weight}",
         "max_seq_length": data_args.max_seq_length, "seed": training_args.seed,
     }
     context = {

@@ -103,3 +103,25 @@ def test_word_mapping_pipeline_abstains_like_predict(saved_model):
         w for w, _ in WordMapper.from_pretrained(saved_model).predict("large", top_k=2)]
     words.model.config.min_score = 1.0
     assert words("large") == []
+
+
+def test_memorize_makes_stored_pairs_known_at_once_and_appends(saved_model, tmp_path):
+    mapper = WordMapper.from_pretrained(saved_model)
+    with pytest.raises(ValueError, match="needs a memory weight > 0"):
+        mapper.memorize(["chonky"], ["size"])
+    with pytest.raises(ValueError, match=r"phrase 0 \('chonky'\): targets \['girth'\] must be output words"):
+        mapper.memorize(["chonky"], ["girth"], weight=0.9)
+    mapper.model.config.memory_neighbors = 1
+    mapper.memorize(["chonky", "Very Large"], ["smell", ["height", "size"]], weight=0.9)
+    assert mapper.predict("chonky")[0][0] == "smell"
+    assert {w for w, _ in mapper.predict("very large", top_k=2)} == {"height", "size"}
+    mapper.memorize(["fishy"], ["height"])  # appended, the weight kept
+    assert mapper.model.config.memory_size == 3 and mapper.model.config.memory_weight == 0.9
+    assert mapper.predict("fishy")[0][0] == "height" and mapper.predict("chonky")[0][0] == "smell"
+
+    mapper.save_pretrained(tmp_path / "with-memory")
+    reloaded = WordMapper.from_pretrained(tmp_path / "with-memory")
+    assert torch.allclose(reloaded.predict_proba(["chonky", "fishy"]), mapper.predict_proba(["chonky", "fishy"]),
+                          atol=1e-6)
+    mapper.memorize(["tall"], ["smell"], replace=True)
+    assert mapper.model.config.memory_size == 1

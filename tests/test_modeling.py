@@ -248,3 +248,39 @@ def test_text_classification_pipeline_returns_top_k_labels(saved_model):
     assert len(out) == 2 and all(len(row) == 2 for row in out)
     assert {row[0]["label"] for row in out} <= {"height", "size", "smell"}
     assert all(row[0]["score"] >= row[1]["score"] for row in out)
+
+
+def test_memory_mixes_the_nearest_stored_phrases_vote_into_the_probabilities(tmp_path):
+    model = make_model().eval()
+    ids = torch.tensor([[2, 10, 3], [2, 11, 3]])
+    mask = torch.ones_like(ids)
+    plain = model(input_ids=ids, attention_mask=mask).logits.softmax(-1)
+    model.config.memory_neighbors = 1
+    model.write_memory(model.embed_inputs(ids, mask), torch.tensor([[2, -100], [0, 1]]), weight=0.4)
+    mixed = model(input_ids=ids, attention_mask=mask).logits.exp()
+    vote = torch.tensor([[0.0, 0.0, 1.0], [0.5, 0.5, 0.0]])  # each phrase's nearest stored phrase is itself
+    assert torch.allclose(mixed, 0.6 * plain + 0.4 * vote, atol=1e-5)
+
+    model.save_pretrained(tmp_path)
+    reloaded = BertForWordMapping.from_pretrained(tmp_path).eval()
+    assert reloaded.config.memory_size == 2 and torch.equal(reloaded.memory_golds, model.memory_golds)
+    assert torch.allclose(reloaded(input_ids=ids, attention_mask=mask).logits.exp(), mixed, atol=1e-5)
+
+    def fail(embedding):
+        raise AssertionError("the memory was read in training mode")
+
+    model.read_memory = fail  # training ignores the memory
+    model.train()(input_ids=ids, attention_mask=mask, labels=torch.tensor([0, 1])).loss.backward()
+
+
+def test_a_model_without_memory_saves_no_memory_tensors(tmp_path):
+    from safetensors.torch import load_file
+
+    make_model().save_pretrained(tmp_path)
+    assert not [key for key in load_file(tmp_path / "model.safetensors") if key.startswith("memory")]
+    model = make_model()
+    model.write_memory(torch.randn(2, 32), torch.tensor([[0], [1]]), weight=0.2)
+    model.write_memory(torch.zeros(0, 32), torch.zeros(0, 1))  # an empty memory removes it
+    assert model.memory_keys is None and model.config.memory_size == 0
+    with pytest.raises(ValueError, match="gold id 7 is outside the 3 labels"):
+        model.write_memory(torch.randn(1, 32), torch.tensor([[7]]))

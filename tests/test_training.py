@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from conftest import write_pairs
 
@@ -68,9 +69,39 @@ def test_temperature_is_fitted_on_validation_and_saved_unless_disabled(tiny_back
     assert 0.0 <= results["test_ece"] <= 1.0
 
     results = main(train_args(tiny_backbone, pair_files, tmp_path / "raw", "--num_train_epochs", "2",
-                              "--calibrate", "false"))
+                              "--calibrate", "false", "--memory", "false"))
     assert json.loads((tmp_path / "raw" / "config.json").read_text())["temperature"] == 1.0
     assert "temperature" not in results
+
+
+def test_frozen_word_embeddings_stay_those_of_the_backbone(tiny_backbone, pair_files, tmp_path):
+    from safetensors.torch import load_file
+
+    main(train_args(tiny_backbone, pair_files, tmp_path / "frozen", "--num_train_epochs", "1",
+                    "--freeze_word_embeddings", "true"))
+    backbone = load_file(tiny_backbone / "model.safetensors")
+    trained = load_file(tmp_path / "frozen" / "model.safetensors")
+    key = "embeddings.word_embeddings.weight"
+    assert torch.equal(trained[f"encoder.{key}"], backbone[key])
+    other = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(trained[f"encoder.{other}"], backbone[other])
+
+
+def test_training_phrases_are_memorised_with_a_weight_chosen_on_validation(tiny_backbone, pair_files, tmp_path):
+    results = main(train_args(tiny_backbone, pair_files, tmp_path / "out", "--num_train_epochs", "2"))
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    train_phrases = {row.split(",")[0] for row in pair_files["train"].read_text().splitlines()[1:]}
+    assert config["memory_size"] == results["memory_size"] == len(train_phrases)
+    assert config["memory_weight"] == results["memory_weight"] in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+    assert results["eval_accuracy_with_memory"] >= results["eval_accuracy_without_memory"]
+    assert results["eval_accuracy"] == pytest.approx(results["eval_accuracy_with_memory"])
+
+    # Training on from it starts without the (stale) memory and stores a fresh one.
+    again = main(train_args(tmp_path / "out", pair_files, tmp_path / "again", "--num_train_epochs", "1"))
+    assert again["memory_size"] == len(train_phrases)
+    raw = main(train_args(tiny_backbone, pair_files, tmp_path / "raw", "--num_train_epochs", "1", "--memory", "false"))
+    assert "memory_size" not in raw
+    assert json.loads((tmp_path / "raw" / "config.json").read_text())["memory_size"] == 0
 
 
 def test_training_continues_from_a_bertmap_checkpoint_with_its_labels(tiny_backbone, pair_files, tmp_path):
