@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED_DESIGN_FLAGS = ["--pooling", "pooler", "--scoring", "linear", "--init_head_from_label_names", "false",
                      "--head_learning_rate", "1e-4", "--learning_rate", "1e-4", "--num_train_epochs", "3",
                      "--train_sampling_strategy", "random", "--eval_strategy", "no", "--save_strategy", "no",
-                     "--load_best_model_at_end", "false", "--calibrate", "false"]
+                     "--load_best_model_at_end", "false", "--calibrate", "false", "--memory", "false"]
 SMOKE_FLAGS = ["--max_train_samples", "60", "--max_eval_samples", "20", "--max_predict_samples", "30",
                "--num_train_epochs", "1"]
 THRESHOLDS = [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8]

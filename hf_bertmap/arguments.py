@@ -29,9 +29,10 @@ class ModelArguments:
     scoring: str = field(
         default="linear", metadata={"help": f"How the head scores words: one of {', '.join(SCORINGS)}."}
     )
-    init_head_from_label_names: bool = field(
-        default=False,
-        metadata={"help": "Start each head row from the encoder's pooled embedding of the label's own text."},
+    init_head_from_label_names: bool | None = field(
+        default=None,
+        metadata={"help": "Start each head row from the encoder's pooled embedding of the label's own text "
+                  "(default: yes with --head labels; not applicable to --head vocab)."},
     )
     head_learning_rate: float | None = field(
         default=3e-3,
@@ -77,6 +78,8 @@ class ModelArguments:
             raise ValueError(f"--scoring: unknown value {self.scoring!r}; choose one of {', '.join(SCORINGS)}")
         if not 0.0 <= self.min_score <= 1.0:
             raise ValueError(f"--min_score must be in [0, 1], got {self.min_score}")
+        if self.init_head_from_label_names is None:
+            self.init_head_from_label_names = self.head == "labels"
         if self.init_head_from_label_names and self.head != "labels":
             raise ValueError("--init_head_from_label_names applies to --head labels only")
 

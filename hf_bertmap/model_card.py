@@ -93,6 +93,8 @@ def render_model_card(
         test_accuracy=results["test_accuracy"],
         test_accuracy_at_5=results["test_accuracy_at_5"],
         test_macro_f1=results["test_macro_f1"],
+        test_ece=results.get("test_ece"),
+        temperature=config.temperature,
     )
 
 

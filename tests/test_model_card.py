@@ -59,3 +59,10 @@ def test_missing_results_are_refused():
     with pytest.raises(ValueError, match=r"results lack \['test_macro_f1'\]"):
         render_model_card(make_model().config, {"test_accuracy": 0.1, "test_accuracy_at_5": 0.2}, COUNTS, {},
                           base_model="x", repo_id="y")
+
+
+def test_calibration_error_is_reported_when_the_run_measured_it():
+    assert "expected calibration error" not in str(render())
+    card = render_model_card(make_model(temperature=1.7).config, dict(RESULTS, test_ece=0.04321), COUNTS, {},
+                             base_model="b", repo_id="someone/word-mapper")
+    assert "| expected calibration error (top word's probability, temperature 1.700) | 0.0432 |" in str(card)
