@@ -3,7 +3,7 @@ hf_bertmap recipe, trained and evaluated on the same split in one run; plus, for
 (ECE before/after temperature scaling), the abstention curve, and `add_labels` on 20 attribute classes held out of
 training entirely.
 
-    python bench/quality.py                                  # about 25 minutes on 2 cores
+    python bench/quality.py                                  # about 16 minutes on 2 cores
     python bench/quality.py --smoke --backbone PATH          # a tiny run, for the test suite
 
 Systems (all on the built-in WordNet data, test = 20% of adjectives, unseen in training):

@@ -257,8 +257,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             trainer.save_metrics(prefix, metrics)
     if trainer.is_world_process_zero():
         mapper = WordMapper(trainer.model, tokenizer, max_length=data_args.max_seq_length)
-        for phrase, top in zip(EXAMPLE_PHRASES, mapper.predict(EXAMPLE_PHRASES, top_k=3)):
-            print(f"{phrase:>12} -> " + ", ".join(f"{word} ({p:.2f})" for word, p in top))
+        min_score = mapper.model.config.min_score
+        for phrase, top in zip(EXAMPLE_PHRASES, mapper.predict(EXAMPLE_PHRASES, top_k=3, min_score=0.0)):
+            unsure = f" (below min_score {min_score}: predict() gives no word)" if top[0][1] < min_score else ""
+            print(f"{phrase:>12} -> " + ", ".join(f"{word} ({p:.2f})" for word, p in top) + unsure)
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="Train word mapper with hf_bertmap", revision=training_args.hub_revision)
     return results

@@ -166,6 +166,9 @@ def test_defaults_train_the_builtin_data_into_bertmap_attributes():
     assert training_args.load_best_model_at_end and training_args.metric_for_best_model == "accuracy"
     assert training_args.train_sampling_strategy == "group_by_length"
     assert (model_args.head_learning_rate, training_args.learning_rate) == (3e-3, 1e-4)
+    assert model_args.init_head_from_label_names and model_args.calibrate and model_args.memory
+    assert model_args.scoring == "linear" and model_args.min_score == 0.1
+    assert not parse_args(["--head", "vocab"])[0].init_head_from_label_names
 
 
 def test_train_py_help_lists_our_and_trainer_flags():
