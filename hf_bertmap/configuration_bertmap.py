@@ -49,8 +49,9 @@ class BertMapConfig(PreTrainedConfig):
         memory_weight (`float`, defaults to 0.0):
             At inference, the predicted distribution is `(1 - memory_weight) * softmax(logits) + memory_weight *
             vote`, where `vote` spreads a softmax over the `memory_neighbors` most similar stored phrases
-            (cosine / `memory_temperature`) onto their gold words. A stored phrase thus mostly gets its known word,
-            and an unseen one borrows from its neighbours. The output `logits` are then the log of that mixture.
+            (cosine / `memory_temperature`) onto their gold words: an unseen phrase borrows from its neighbours.
+            A stored phrase itself gets only its stored words, ranked by the classifier, like a lexicon. The output `logits` are
+            then the log of those probabilities.
         memory_neighbors (`int`, defaults to 30):
             Stored phrases consulted per prediction.
         memory_temperature (`float`, defaults to 0.05):

@@ -56,7 +56,7 @@ class WordMapper:
     >>> mapper = WordMapper.from_pretrained("bertmap-attributes")
     >>> mapper.predict(["very chonky", "fishy"], top_k=2)
     [[('size', 0.83), ('weight', 0.05)], [('smell', 0.61), ('taste', 0.12)]]
-    >>> mapper.predict("blorp", min_score=0.3)  # no word when the best one is less likely than min_score
+    >>> mapper.predict("very chonky", min_score=0.3)  # no word when the best one is less likely than that
     []
     >>> mapper.add_labels(["flavor"])  # a new output word, usable at once
     ['flavor']
@@ -145,8 +145,8 @@ class WordMapper:
 
     def memorize(self, phrases: list[str], targets: list[str] | list[list[str]], weight: float | None = None,
                  replace: bool = False) -> None:
-        """Store (phrase, target word(s)) pairs in the model's memory, usable at once: a stored phrase mostly
-        gets its word, and phrases near it lean the same way (see `BertMapConfig.memory_weight`).
+        """Store (phrase, target word(s)) pairs in the model's memory, usable at once: a stored phrase gets only
+        its words (ranked by the classifier), and phrases near it lean the same way (see `BertMapConfig.memory_weight`).
 
         `targets` holds one word or a list of words per phrase, each an output word already (`add_labels` first
         for new ones). The pairs are added to the memory unless `replace`; `weight` sets `memory_weight` (a model

@@ -165,8 +165,14 @@ class BertForWordMapping(BertMapPreTrainedModel):
             pooled = self.vocab_transform(pooled)
         logits = self.score(pooled) / self.config.temperature  # (batch, num_labels)
         if self.config.memory_weight > 0 and self.config.memory_size > 0 and not self.training:
+            vote, stored_words, is_stored = self.read_memory(embedding)
+            probabilities = logits.float().softmax(dim=-1)
             weight = self.config.memory_weight
-            mixture = (1 - weight) * logits.float().softmax(dim=-1) + weight * self.read_memory(embedding)
+            mixture = (1 - weight) * probabilities + weight * vote
+            # A stored phrase gets only its stored words, ranked by the classifier.
+            known = (probabilities + 1e-12) * stored_words
+            known = known / known.sum(dim=-1, keepdim=True)
+            mixture = torch.where(is_stored.unsqueeze(-1), known, mixture)
             logits = mixture.clamp(min=1e-12).log().to(logits.dtype)
 
         loss = None
@@ -185,17 +191,27 @@ class BertForWordMapping(BertMapPreTrainedModel):
         scale = self.log_logit_scale.clamp(max=math.log(100.0)).exp()
         return scale * cosine + self.classifier.bias
 
-    def read_memory(self, embedding: torch.Tensor) -> torch.Tensor:
-        """The neighbours' vote (batch, num_labels): a softmax over the cosine similarities of the
-        `memory_neighbors` nearest stored phrases, each neighbour's share split evenly over its gold words."""
+    def read_memory(self, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Consult the stored phrases for a batch of pooled embeddings. Returns
+
+        - the neighbours' vote (batch, num_labels): a softmax over the cosine similarities of the
+          `memory_neighbors` nearest stored phrases, each neighbour's share split evenly over its gold words;
+        - the nearest stored phrase's gold words as a 0/1 mask (batch, num_labels);
+        - whether that nearest phrase is the phrase itself (batch,): cosine similarity within 1e-4 of 1.
+        """
         similarity = nn.functional.normalize(embedding.float(), dim=-1) @ self.memory_keys.T  # (batch, size)
         top, index = similarity.topk(min(self.config.memory_neighbors, self.config.memory_size), dim=-1)
-        weights = (top / self.config.memory_temperature).softmax(dim=-1)  # (batch, k)
         golds = self.memory_golds[index]  # (batch, k, memory_golds)
         valid = (golds >= 0).float()
-        shares = weights.unsqueeze(-1) * valid / valid.sum(dim=-1, keepdim=True).clamp(min=1)
-        vote = torch.zeros(embedding.shape[0], self.config.num_labels, device=embedding.device)
-        return vote.scatter_add_(1, golds.clamp(min=0).flatten(1), shares.flatten(1))
+        split = valid / valid.sum(dim=-1, keepdim=True).clamp(min=1)  # each neighbour's words, evenly
+
+        def spread(shares: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+            out = torch.zeros(embedding.shape[0], self.config.num_labels, device=embedding.device)
+            return out.scatter_add_(1, ids.clamp(min=0).flatten(1), shares.flatten(1))
+
+        weights = (top / self.config.memory_temperature).softmax(dim=-1)  # (batch, k)
+        vote = spread(weights.unsqueeze(-1) * split, golds)
+        return vote, spread(valid[:, 0], golds[:, 0]).clamp(max=1.0), top[:, 0] >= 1 - 1e-4
 
     @torch.no_grad()
     def write_memory(self, embeddings: torch.Tensor, golds: torch.Tensor, weight: float | None = None) -> None:

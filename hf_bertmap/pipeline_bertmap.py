@@ -19,7 +19,7 @@ class WordMappingPipeline(Pipeline):
     >>> mapper = pipeline("word-mapping", model="bertmap-attributes", trust_remote_code=True)
     >>> mapper(["very chonky", "large"], top_k=2)
     [[{'word': 'size', 'score': 0.41}, {'word': 'weight', 'score': 0.08}], [{'word': 'size', ...}, ...]]
-    >>> mapper("blorp", min_score=0.3)  # no word when the best one is less likely than min_score
+    >>> mapper("very chonky", min_score=0.3)  # no word when the best one is less likely than that
     []
     ```
     """

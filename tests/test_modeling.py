@@ -256,10 +256,21 @@ def test_memory_mixes_the_nearest_stored_phrases_vote_into_the_probabilities(tmp
     mask = torch.ones_like(ids)
     plain = model(input_ids=ids, attention_mask=mask).logits.softmax(-1)
     model.config.memory_neighbors = 1
-    model.write_memory(model.embed_inputs(ids, mask), torch.tensor([[2, -100], [0, 1]]), weight=0.4)
+    stored = torch.tensor([[2, 10, 10, 3], [2, 11, 11, 3]])  # phrases near, but not equal to, the queries
+    model.write_memory(model.embed_inputs(stored, torch.ones_like(stored)), torch.tensor([[2, -100], [0, 1]]),
+                       weight=0.4)
     mixed = model(input_ids=ids, attention_mask=mask).logits.exp()
-    vote = torch.tensor([[0.0, 0.0, 1.0], [0.5, 0.5, 0.0]])  # each phrase's nearest stored phrase is itself
+    nearest = model.embed_inputs(ids, mask) @ model.memory_keys.T
+    vote = torch.tensor([[0.0, 0.0, 1.0], [0.5, 0.5, 0.0]])[nearest.argmax(-1)]
     assert torch.allclose(mixed, 0.6 * plain + 0.4 * vote, atol=1e-5)
+
+    # A stored phrase itself gets only its stored words, ranked (and weighed) by the classifier.
+    model.write_memory(model.embed_inputs(ids, mask), torch.tensor([[2, -100], [0, 1]]), weight=0.4)
+    known = model(input_ids=ids, attention_mask=mask).logits.exp()
+    expected = torch.stack([torch.tensor([0.0, 0.0, 1.0]),
+                            torch.cat([plain[1, :2] / plain[1, :2].sum(), torch.zeros(1)])])
+    assert torch.allclose(known, expected, atol=1e-5)
+    mixed = known
 
     model.save_pretrained(tmp_path)
     reloaded = BertForWordMapping.from_pretrained(tmp_path).eval()
