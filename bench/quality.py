@@ -216,9 +216,10 @@ def print_tables(report: dict) -> None:
               f"{informal_row['coverage']:>19.3f}{informal_row['accuracy'] or 0:>10.3f}")
     if "add_labels" in report:
         row = report["add_labels"]
-        print(f"\nadd_labels, {len(row['held_out'])} classes never trained on ({row['test_phrases_with_a_held_out_gold']}"
-              f" test phrases): top-1 {row['held_out_top1']:.3f}, top-5 {row['held_out_top5']:.3f}; all test top-1 "
-              f"{row['all_test_top1_before_adding']:.3f} -> {row['all_test_top1_after_adding']:.3f}")
+        print(f"\nadd_labels, {len(row['held_out'])} classes never trained on "
+              f"({row['test_phrases_with_a_held_out_gold']} test phrases): top-1 {row['held_out_top1']:.3f}, "
+              f"top-5 {row['held_out_top5']:.3f}; all test top-1 {row['all_test_top1_before_adding']:.3f} -> "
+              f"{row['all_test_top1_after_adding']:.3f}")
 
 
 def main() -> None:

@@ -50,8 +50,8 @@ class BertMapConfig(PreTrainedConfig):
             At inference, the predicted distribution is `(1 - memory_weight) * softmax(logits) + memory_weight *
             vote`, where `vote` spreads a softmax over the `memory_neighbors` most similar stored phrases
             (cosine / `memory_temperature`) onto their gold words: an unseen phrase borrows from its neighbours.
-            A stored phrase itself gets only its stored words, ranked by the classifier, like a lexicon. The output `logits` are
-            then the log of those probabilities.
+            A stored phrase itself gets only its stored words, ranked by the classifier, like a lexicon. The
+            output `logits` are then the log of those probabilities.
         memory_neighbors (`int`, defaults to 30):
             Stored phrases consulted per prediction.
         memory_temperature (`float`, defaults to 0.05):

@@ -146,7 +146,7 @@ class WordMapper:
     def memorize(self, phrases: list[str], targets: list[str] | list[list[str]], weight: float | None = None,
                  replace: bool = False) -> None:
         """Store (phrase, target word(s)) pairs in the model's memory, usable at once: a stored phrase gets only
-        its words (ranked by the classifier), and phrases near it lean the same way (see `BertMapConfig.memory_weight`).
+        its words (ranked by the classifier), and phrases near it lean the same way (`BertMapConfig.memory_weight`).
 
         `targets` holds one word or a list of words per phrase, each an output word already (`add_labels` first
         for new ones). The pairs are added to the memory unless `replace`; `weight` sets `memory_weight` (a model
@@ -211,7 +211,7 @@ class WordMapper:
         """The `top_k` (word, probability) pairs per phrase, best first. A single string gives a single list.
 
         A phrase whose best word has a probability below `min_score` gets an empty list (abstention); the default
-        is the model's `config.min_score` (0.0, never abstain, unless training chose one).
+        is the model's `config.min_score` (`train.py` saves 0.1; a config built by hand has 0.0, never abstain).
         """
         if min_score is None:
             min_score = self.model.config.min_score

@@ -56,7 +56,8 @@ class WordMapping(evaluate.Metric):
         if confidences is not None and len(confidences) != n:
             raise ValueError(f"confidences: {len(confidences)} values for {n} predictions")
         if n == 0:
-            return {"accuracy": 0.0, "accuracy_at_k": 0.0, "macro_f1": 0.0, **({"ece": 0.0} if confidences is not None else {})}
+            empty = {"accuracy": 0.0, "accuracy_at_k": 0.0, "macro_f1": 0.0}
+            return dict(empty, ece=0.0) if confidences is not None else empty
         hits_at_1 = hits_at_k = 0
         correct = []
         true_pos: dict[int, int] = {}
