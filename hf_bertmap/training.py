@@ -298,7 +298,8 @@ def build_memory(mapper: WordMapper, splits: datasets.DatasetDict) -> dict[str, 
     scores = {}
     for weight in MEMORY_WEIGHTS:
         mapper.model.config.memory_weight = weight
-        top = mapper.predict_proba(list(validation["phrase"])).topk(TOP_K, dim=-1).indices.tolist()
+        probabilities = mapper.predict_proba(list(validation["phrase"]))
+        top = probabilities.topk(min(TOP_K, probabilities.shape[-1]), dim=-1).indices.tolist()
         hits = [(mapper.labels[ids[0]] in words, any(mapper.labels[i] in words for i in ids))
                 for ids, words in zip(top, validation["targets"])]
         scores[weight] = (sum(h for h, _ in hits) / len(hits), sum(h for _, h in hits) / len(hits))
