@@ -178,32 +178,26 @@ class WordMapper:
             rows = torch.cat([old, rows])
         self.model.write_memory(embeddings, rows, weight=weight)
 
+    def _batches(self, phrases: list[str], batch_size: int):
+        """Normalised, tokenised batches of `phrases` on the model's device."""
+        lowercase = getattr(self.model.config, "lowercase", True)
+        texts = [normalize_phrase(phrase, lowercase) for phrase in phrases]
+        for start in range(0, len(texts), batch_size):
+            yield self.tokenizer(texts[start : start + batch_size], padding=True, truncation=True,
+                                 max_length=self.max_length, return_tensors="pt").to(self.model.device)
+
     @torch.inference_mode()
     def embed(self, phrases: list[str], batch_size: int = 64) -> torch.Tensor:
         """The pooled embeddings (n, hidden) the head and the memory see, for normalised `phrases`."""
-        texts = [normalize_phrase(phrase, self.model.config.lowercase) for phrase in phrases]
-        chunks = [torch.empty(0, self.model.config.encoder_config.hidden_size)]
-        for start in range(0, len(texts), batch_size):
-            inputs = self.tokenizer(texts[start : start + batch_size], padding=True, truncation=True,
-                                    max_length=self.max_length, return_tensors="pt")
-            chunks.append(self.model.embed_inputs(inputs["input_ids"], inputs["attention_mask"]).float().cpu())
-        return torch.cat(chunks)
+        chunks = [self.model.embed_inputs(inputs["input_ids"], inputs["attention_mask"]).float().cpu()
+                  for inputs in self._batches(phrases, batch_size)]
+        return torch.cat(chunks) if chunks else torch.empty(0, self.model.config.encoder_config.hidden_size)
 
     @torch.inference_mode()
     def predict_proba(self, phrases: list[str], batch_size: int = 64) -> torch.Tensor:
         """Probabilities over `self.labels`, shape (len(phrases), num_labels)."""
-        lowercase = getattr(self.model.config, "lowercase", True)
-        texts = [normalize_phrase(phrase, lowercase) for phrase in phrases]
-        chunks = []
-        for start in range(0, len(texts), batch_size):
-            inputs = self.tokenizer(
-                texts[start : start + batch_size], padding=True, truncation=True, max_length=self.max_length,
-                return_tensors="pt",
-            ).to(self.model.device)
-            chunks.append(self.model(**inputs).logits.float().softmax(dim=-1))
-        if not chunks:
-            return torch.empty(0, len(self.labels))
-        return torch.cat(chunks)
+        chunks = [self.model(**inputs).logits.float().softmax(dim=-1) for inputs in self._batches(phrases, batch_size)]
+        return torch.cat(chunks) if chunks else torch.empty(0, len(self.labels))
 
     def predict(
         self, phrases: str | list[str], top_k: int = 1, batch_size: int = 64, min_score: float | None = None

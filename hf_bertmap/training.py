@@ -29,7 +29,7 @@ from .data import (
     preprocess_splits,
 )
 from .inference import WEIGHTS_FILE, WordMapper, check_safetensors_file
-from .metrics import build_compute_metrics, calibration_error, top_k_logits
+from .metrics import build_compute_metrics, calibration_error, load_metric, top_k_logits
 from .model_card import render_model_card, save_card_context
 from .modeling_bertmap import BertForWordMapping
 
@@ -295,14 +295,15 @@ def build_memory(mapper: WordMapper, splits: datasets.DatasetDict) -> dict[str, 
     validation = splits["validation"]
     if len(validation) == 0:
         return {"memory_size": len(rows), "memory_weight": DEFAULT_MEMORY_WEIGHT}
+    metric = load_metric()
+    references = [[known[w] for w in words if w in known] for words in validation["targets"]]
     scores = {}
     for weight in MEMORY_WEIGHTS:
         mapper.model.config.memory_weight = weight
         probabilities = mapper.predict_proba(list(validation["phrase"]))
         top = probabilities.topk(min(TOP_K, probabilities.shape[-1]), dim=-1).indices.tolist()
-        hits = [(mapper.labels[ids[0]] in words, any(mapper.labels[i] in words for i in ids))
-                for ids, words in zip(top, validation["targets"])]
-        scores[weight] = (sum(h for h, _ in hits) / len(hits), sum(h for _, h in hits) / len(hits))
+        result = metric.compute(predictions=top, references=references, k=TOP_K)
+        scores[weight] = (result["accuracy"], result["accuracy_at_k"])
     best = max(MEMORY_WEIGHTS, key=lambda weight: (scores[weight], -weight))
     mapper.model.config.memory_weight = best
     return {"memory_size": len(rows), "memory_weight": best, "eval_accuracy_without_memory": scores[0.0][0],
