@@ -110,20 +110,19 @@ def train(output: Path, flags: list[str], log: Path) -> float:
 
 def evaluate_model(mapper: WordMapper, splits, informal) -> dict:
     """Test and informal scores, ECE before calibration, per-category informal top-1, abstention curves."""
-    report = {}
+    report, probabilities = {}, {}
     calibrated = mapper.model.config.temperature
     for name, dataset in (("test", splits["test"]), ("informal", informal)):
-        probabilities = mapper.predict_proba(list(dataset["phrase"]))
-        report[name] = score(probabilities, list(dataset["targets"]), mapper.labels)
-        report[name]["abstention"] = abstention_curve(probabilities, list(dataset["targets"]), mapper.labels)
+        probabilities[name] = mapper.predict_proba(list(dataset["phrase"]))
+        report[name] = score(probabilities[name], list(dataset["targets"]), mapper.labels)
+        report[name]["abstention"] = abstention_curve(probabilities[name], list(dataset["targets"]), mapper.labels)
         mapper.model.config.temperature = 1.0
         report[name]["ece_uncalibrated"] = score(mapper.predict_proba(list(dataset["phrase"])),
                                                  list(dataset["targets"]), mapper.labels)["ece"]
         mapper.model.config.temperature = calibrated
     report["temperature"] = calibrated
     categories = sorted(set(informal["category"]))
-    top1 = [words[0][0] in targets for words, targets in
-            zip(mapper.predict(list(informal["phrase"]), min_score=0.0), informal["targets"])]
+    top1 = top1_hits(probabilities["informal"], list(informal["targets"]), mapper.labels).tolist()
     report["informal_by_category"] = {
         category: round(sum(hit for hit, c in zip(top1, informal["category"]) if c == category)
                         / sum(c == category for c in informal["category"]), 4)
@@ -132,10 +131,15 @@ def evaluate_model(mapper: WordMapper, splits, informal) -> dict:
     return report
 
 
+def top1_hits(probabilities: torch.Tensor, targets: list[list[str]], labels: list[str]) -> torch.Tensor:
+    """Per phrase, whether the most probable word is one of its golds."""
+    return torch.tensor([labels[i] in words for i, words in zip(probabilities.argmax(dim=-1).tolist(), targets)])
+
+
 def abstention_curve(probabilities: torch.Tensor, targets: list[list[str]], labels: list[str]) -> list[dict]:
     """Per threshold: the share of phrases answered and the top-1 accuracy on those."""
-    confidence, top = probabilities.max(dim=-1)
-    hits = torch.tensor([labels[i] in words for i, words in zip(top.tolist(), targets)])
+    confidence = probabilities.max(dim=-1).values
+    hits = top1_hits(probabilities, targets, labels)
     curve = []
     for threshold in THRESHOLDS:
         answered = confidence >= threshold
