@@ -21,7 +21,8 @@ from transformers import AutoTokenizer, Trainer, TrainerCallback, TrainingArgume
 
 from hf_bertmap.arguments import DataArguments, ModelArguments
 from hf_bertmap.data import WordMappingCollator, label_list_for, load_splits, preprocess_splits
-from hf_bertmap.training import BertMapTrainer, build_model, resolve_backbone
+from hf_bertmap.backbones import resolve_backbone
+from hf_bertmap.training import BertMapTrainer, build_model
 
 
 class StepTimer(TrainerCallback):

