@@ -9,9 +9,17 @@ training entirely.
 Systems (all on the built-in WordNet data, test = 20% of adjectives, unseen in training):
 - zero_shot: the backbone's mean-pooled phrase embedding, cosine to each label name's embedding (probabilities:
   softmax of the cosines with a temperature fitted on validation, so that its ECE means something).
-- seed_design: `pooling="pooler"`, fresh linear head, one learning rate for all, 3 epochs, no checkpoint selection
-  or calibration: `train.py` with the flags in SEED_DESIGN_FLAGS.
+- embedding_knn (peer): the real `sentence-transformers` library on the same backbone: each phrase's embedding,
+  a vote of its KNN nearest training phrases (softmax of their cosines / 0.05, spread over their golds).
+- setfit (peer): the real `setfit` library on the same backbone: contrastive fine-tuning (1 iteration of pairs,
+  1 epoch), then its logistic-regression head; each training phrase counts with its first gold.
+- seed_design: the seed's own model: `pooler_output` and a linear layer over the tokenizer's whole vocabulary
+  (tied to the word embeddings), one learning rate for all, 3 epochs, no checkpoint selection or calibration:
+  `train.py` with the flags in SEED_DESIGN_FLAGS, trained on the single-token targets (a gold word that is not one
+  token counts as a miss).
 - default: `python train.py` with no flags.
+
+The peers need `pip install -e ".[bench]"`.
 
 Prints tables and one JSON line with everything.
 """
@@ -32,21 +40,22 @@ from transformers import AutoModel, AutoTokenizer
 
 from hf_bertmap import WordMapper
 from hf_bertmap.arguments import DEFAULT_BACKBONE, DataArguments
+from hf_bertmap.backbones import resolve_backbone
 from hf_bertmap.calibration import fit_temperature
 from hf_bertmap.data import label_list_for, load_informal_eval, load_splits
 from hf_bertmap.metrics import load_metric
 from hf_bertmap.modeling_bertmap import masked_mean
-from hf_bertmap.training import resolve_backbone
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED_DESIGN_FLAGS = ["--pooling", "pooler", "--scoring", "linear", "--init_head_from_label_names", "false",
-                     "--head_learning_rate", "1e-4", "--learning_rate", "1e-4", "--num_train_epochs", "3",
+SEED_DESIGN_FLAGS = ["--pooling", "pooler", "--head", "vocab", "--head_learning_rate", "1e-4", "--learning_rate", "1e-4", "--num_train_epochs", "3",
                      "--train_sampling_strategy", "random", "--eval_strategy", "no", "--save_strategy", "no",
                      "--load_best_model_at_end", "false", "--calibrate", "false", "--memory", "false"]
 SMOKE_FLAGS = ["--max_train_samples", "60", "--max_eval_samples", "20", "--max_predict_samples", "30",
                "--num_train_epochs", "1"]
 THRESHOLDS = [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8]
 K = 5
+KNN = 10
+EXAMPLES = {"fishy": "smell", "valuable": "value", "large": "size", "very chonky": "size"}
 
 
 def score(probabilities: torch.Tensor, targets: list[list[str]], labels: list[str]) -> dict[str, float]:
@@ -96,6 +105,78 @@ def zero_shot(backbone: str, labels: list[str], splits, informal) -> dict:
     }
 
 
+def embedding_knn(backbone: str, splits, informal, labels: list[str]) -> dict:
+    """sentence-transformers embeddings and a vote of the KNN nearest training phrases."""
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(backbone, device="cpu")
+    start = time.perf_counter()
+    keys = model.encode(list(splits["train"]["phrase"]), batch_size=128, normalize_embeddings=True,
+                        convert_to_tensor=True)
+    golds = gold_ids(list(splits["train"]["targets"]), labels)
+    spread = torch.zeros(len(golds), len(labels)).scatter_add_(1, golds.clamp(min=0), (golds >= 0).float())
+    spread = spread / spread.sum(dim=-1, keepdim=True).clamp(min=1)  # each phrase's golds share its vote
+
+    def probabilities(phrases: list[str]) -> torch.Tensor:
+        queries = model.encode(phrases, batch_size=128, normalize_embeddings=True, convert_to_tensor=True)
+        top = (queries @ keys.T).topk(KNN, dim=-1)
+        weights = (top.values / 0.05).softmax(dim=-1)  # (n, KNN)
+        return torch.einsum("nk,nkl->nl", weights, spread[top.indices])
+
+    report = {"fit_wall_s": round(time.perf_counter() - start, 1)}
+    for name, dataset in (("test", splits["test"]), ("informal", informal)):
+        report[name] = score(probabilities(list(dataset["phrase"])), list(dataset["targets"]), labels)
+    report["examples"] = top_words(probabilities(list(EXAMPLES)), labels)
+    return report
+
+
+def setfit_peer(backbone: str, splits, informal, labels: list[str], smoke: bool) -> dict:
+    """SetFit: contrastive fine-tuning of the backbone on phrase pairs, then a logistic-regression head."""
+    from datasets import Dataset
+    from setfit import SetFitModel
+    from setfit import Trainer as SetFitTrainer
+    from setfit import TrainingArguments as SetFitArguments
+
+    label2id = {label: i for i, label in enumerate(labels)}
+    train = Dataset.from_dict({"text": list(splits["train"]["phrase"]),
+                               "label": [label2id[words[0]] for words in splits["train"]["targets"]]})
+    model = SetFitModel.from_pretrained(backbone)
+    args = SetFitArguments(batch_size=32, num_epochs=1, num_iterations=1, max_steps=5 if smoke else -1, seed=42,
+                           report_to="none", show_progress_bar=False)
+    start = time.perf_counter()
+    SetFitTrainer(model=model, args=args, train_dataset=train).train()
+    wall = round(time.perf_counter() - start, 1)
+    classes = [int(c) for c in model.model_head.classes_]
+
+    def probabilities(phrases: list[str]) -> torch.Tensor:
+        full = torch.zeros(len(phrases), len(labels))
+        full[:, classes] = torch.as_tensor(model.predict_proba(phrases, as_numpy=True), dtype=torch.float)
+        return full
+
+    report = {"train_wall_s": wall}
+    for name, dataset in (("test", splits["test"]), ("informal", informal)):
+        report[name] = score(probabilities(list(dataset["phrase"])), list(dataset["targets"]), labels)
+    report["examples"] = top_words(probabilities(list(EXAMPLES)), labels)
+    return report
+
+
+def top_words(probabilities: torch.Tensor, labels: list[str]) -> dict[str, str]:
+    """The top word for each of the task's own examples."""
+    return {phrase: labels[i] for phrase, i in zip(EXAMPLES, probabilities.argmax(dim=-1).tolist())}
+
+
+def single_token_files(work: Path, splits, tokenizer) -> list[str]:
+    """train.py flags naming train/validation/test files that keep only the single-token targets (the seed's
+    vocabulary head can output nothing else); phrases left with no target go."""
+    vocab = tokenizer.get_vocab()
+    flags = []
+    for split in ("train", "validation", "test"):
+        path = work / f"single_token_{split}.tsv"
+        write_pairs(path, splits[split], {w for words in splits[split]["targets"] for w in words if w not in vocab})
+        flags += [f"--{split}_file", str(path)]
+    return flags
+
+
 def train(output: Path, flags: list[str], log: Path) -> float:
     """Run train.py into `output`; its wall time in seconds."""
     start = time.perf_counter()
@@ -123,6 +204,7 @@ def evaluate_model(mapper: WordMapper, splits, informal) -> dict:
     report["temperature"] = calibrated
     categories = sorted(set(informal["category"]))
     top1 = top1_hits(probabilities["informal"], list(informal["targets"]), mapper.labels).tolist()
+    report["examples"] = top_words(mapper.predict_proba(list(EXAMPLES)), mapper.labels)
     report["informal_by_category"] = {
         category: round(sum(hit for hit, c in zip(top1, informal["category"]) if c == category)
                         / sum(c == category for c in informal["category"]), 4)
@@ -203,11 +285,14 @@ def add_labels_experiment(work: Path, splits, flags: list[str], count: int) -> d
 def print_tables(report: dict) -> None:
     print(f"\n{'system':<14}{'test top-1':>11}{'top-5':>8}{'macro-F1':>10}{'ECE':>8}{'informal top-1':>16}"
           f"{'top-5':>8}{'train s':>9}")
-    for name in ("zero_shot", "seed_design", "default"):
+    for name in ("zero_shot", "embedding_knn", "setfit", "seed_design", "default"):
         row = report[name]
         print(f"{name:<14}{row['test']['top1']:>11.3f}{row['test']['top5']:>8.3f}{row['test']['macro_f1']:>10.3f}"
               f"{row['test']['ece']:>8.3f}{row['informal']['top1']:>16.3f}{row['informal']['top5']:>8.3f}"
               f"{row.get('train_wall_s', 0):>9.0f}")
+    for name in ("embedding_knn", "setfit", "seed_design", "default"):
+        hits = sum(report[name]["examples"][p] == w for p, w in EXAMPLES.items())
+        print(f"{name} on the task's examples ({hits}/{len(EXAMPLES)}): {report[name]['examples']}")
     default = report["default"]
     print(f"\ndefault: temperature {default['temperature']:.3f}; test ECE {default['test']['ece_uncalibrated']:.3f} "
           f"-> {default['test']['ece']:.3f}; informal ECE {default['informal']['ece_uncalibrated']:.3f} -> "
@@ -249,10 +334,13 @@ def main() -> None:
               "informal_categories": sorted(set(informal["category"])),
               "labels": len(labels), "threads": torch.get_num_threads()}
     report["zero_shot"] = zero_shot(backbone, labels, splits, informal)
+    report["embedding_knn"] = embedding_knn(backbone, splits, informal, labels)
+    report["setfit"] = setfit_peer(backbone, splits, informal, labels, args.smoke)
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         os.environ["HF_DATASETS_CACHE"] = str(work / "datasets-cache")  # no preprocessing cache hits
-        for name, flags in (("seed_design", SEED_DESIGN_FLAGS), ("default", [])):
+        seed_flags = SEED_DESIGN_FLAGS + single_token_files(work, splits, AutoTokenizer.from_pretrained(backbone))
+        for name, flags in (("seed_design", seed_flags), ("default", [])):
             wall = train(work / name, common + flags, work / f"{name}.log")
             report[name] = evaluate_model(WordMapper.from_pretrained(work / name), splits, informal)
             report[name]["train_wall_s"] = wall
