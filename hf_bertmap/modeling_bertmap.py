@@ -1,11 +1,11 @@
 """BertForWordMapping: encoder -> one pooled embedding -> linear projection onto output words.
 
 This file is copied next to the weights by `save_pretrained` and must import nothing from `hf_bertmap` but its
-configuration, relatively.
+configuration and decoding step, relatively.
 """
 
 import inspect
-import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -14,6 +14,7 @@ from transformers import initialization as init
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .configuration_bertmap import BertMapConfig
+from .decoding_bertmap import HUB_KWARGS, WordMappingDecoder
 
 
 def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -55,6 +56,17 @@ def soft_cross_entropy(logits: torch.Tensor, gold: torch.Tensor, label_smoothing
     return per_row[has_gold].mean()
 
 
+@dataclass
+class WordMappingOutput(SequenceClassifierOutput):
+    r"""
+    pooled_output (`torch.FloatTensor` of shape `(batch_size, hidden_size)`):
+        The pooled phrase embedding the head projected (before dropout): what the decoding step's phrase memory
+        compares.
+    """
+
+    pooled_output: torch.FloatTensor | None = None
+
+
 class BertMapPreTrainedModel(PreTrainedModel):
     config_class = BertMapConfig
     base_model_prefix = "bertmap"
@@ -75,8 +87,6 @@ class BertMapPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
-        elif isinstance(module, BertForWordMapping) and module.log_logit_scale is not None:
-            init.constant_(module.log_logit_scale, math.log(self.config.logit_scale))
 
 
 class BertForWordMapping(BertMapPreTrainedModel):
@@ -84,6 +94,9 @@ class BertForWordMapping(BertMapPreTrainedModel):
 
     The phrase runs through `config.encoder_config`'s encoder, `config.pooling` takes one embedding, and a linear
     layer projects it onto `config.id2label` (`head="labels"`) or onto the whole vocabulary (`head="vocab"`).
+    `forward` is a plain classifier; `model.decoder` (a `WordMappingDecoder`, like a language model's
+    `generation_config`) is how its logits become words, loaded and saved with the model but never used by
+    `forward`.
     """
 
     def __init__(self, config: BertMapConfig):
@@ -117,14 +130,7 @@ class BertForWordMapping(BertMapPreTrainedModel):
             self.classifier = nn.Linear(embedding_size, vocab_size)
             source = next(name for name, p in self.encoder.named_parameters() if p is word_embeddings.weight)
             self._tied_weights_keys = {"classifier.weight": f"encoder.{source}"}
-        # Cosine scoring: log of the learned scale (log-parametrised so it stays positive).
-        self.log_logit_scale = nn.Parameter(torch.zeros(())) if config.scoring == "cosine" else None
-        # The memory of training phrases: unit pooled embeddings and their gold ids (-100 padded).
-        has_memory = config.memory_size > 0
-        self.register_buffer("memory_keys", torch.zeros(config.memory_size, hidden_size) if has_memory else None)
-        self.register_buffer(
-            "memory_golds", torch.full((config.memory_size, config.memory_golds), -100) if has_memory else None
-        )
+        self.decoder = WordMappingDecoder()
         self.post_init()
 
     def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
@@ -151,131 +157,53 @@ class BertForWordMapping(BertMapPreTrainedModel):
         token_type_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         **kwargs,
-    ) -> SequenceClassifierOutput:
+    ) -> WordMappingOutput:
         r"""
         labels (`torch.LongTensor` of shape `(batch_size,)` or `(batch_size, max_golds)`, *optional*):
             The gold word's index in `config.id2label`; or, for phrases with several correct words
-            (`high -> height | pitch`), every gold index padded with -100, the loss then splitting its mass evenly
+            (`high -> height | level`), every gold index padded with -100, the loss then splitting its mass evenly
             over them. Rows whose golds are all -100 add no loss.
         """
         kwargs.pop("num_items_in_batch", None)
-        embedding = self.pool(input_ids, attention_mask, token_type_ids=token_type_ids, **kwargs)
+        embedding = self.pool(input_ids, attention_mask, token_type_ids=token_type_ids, **kwargs)  # (batch, hidden)
         pooled = self.dropout(embedding)
         if self.vocab_transform is not None:
             pooled = self.vocab_transform(pooled)
-        logits = self.score(pooled) / self.config.temperature  # (batch, num_labels)
-        if self.config.memory_weight > 0 and self.config.memory_size > 0 and not self.training:
-            vote, stored_words, is_stored = self.read_memory(embedding)
-            probabilities = logits.float().softmax(dim=-1)
-            weight = self.config.memory_weight
-            mixture = (1 - weight) * probabilities + weight * vote
-            # A stored phrase gets only its stored words, ranked by the classifier.
-            known = (probabilities + 1e-12) * stored_words
-            known = known / known.sum(dim=-1, keepdim=True)
-            mixture = torch.where(is_stored.unsqueeze(-1), known, mixture)
-            logits = mixture.clamp(min=1e-12).log().to(logits.dtype)
+        logits = self.classifier(pooled)  # (batch, num_labels)
 
         loss = None
         if labels is not None:
-            loss = soft_cross_entropy(logits, multi_hot(labels.to(logits.device), logits.shape[-1]).to(logits.dtype),
-                                      self.config.label_smoothing)
-        return SequenceClassifierOutput(loss=loss, logits=logits)
-
-    def score(self, pooled: torch.Tensor) -> torch.Tensor:
-        """Uncalibrated logits (batch, num_labels) of a pooled (and, for the vocabulary head, projected) batch."""
-        if self.config.scoring == "linear":
-            return self.classifier(pooled)
-        cosine = nn.functional.linear(
-            nn.functional.normalize(pooled, dim=-1), nn.functional.normalize(self.classifier.weight, dim=-1)
-        )
-        scale = self.log_logit_scale.clamp(max=math.log(100.0)).exp()
-        return scale * cosine + self.classifier.bias
-
-    def read_memory(self, embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Consult the stored phrases for a batch of pooled embeddings. Returns
-
-        - the neighbours' vote (batch, num_labels): a softmax over the cosine similarities of the
-          `memory_neighbors` nearest stored phrases, each neighbour's share split evenly over its gold words;
-        - the nearest stored phrase's gold words as a 0/1 mask (batch, num_labels);
-        - whether that nearest phrase is the phrase itself (batch,): cosine similarity within 1e-4 of 1.
-        """
-        similarity = nn.functional.normalize(embedding.float(), dim=-1) @ self.memory_keys.T  # (batch, size)
-        top, index = similarity.topk(min(self.config.memory_neighbors, self.config.memory_size), dim=-1)
-        golds = self.memory_golds[index]  # (batch, k, memory_golds)
-        valid = (golds >= 0).float()
-        split = valid / valid.sum(dim=-1, keepdim=True).clamp(min=1)  # each neighbour's words, evenly
-
-        def spread(shares: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-            out = torch.zeros(embedding.shape[0], self.config.num_labels, device=embedding.device)
-            return out.scatter_add_(1, ids.clamp(min=0).flatten(1), shares.flatten(1))
-
-        weights = (top / self.config.memory_temperature).softmax(dim=-1)  # (batch, k)
-        vote = spread(weights.unsqueeze(-1) * split, golds)
-        return vote, spread(valid[:, 0], golds[:, 0]).clamp(max=1.0), top[:, 0] >= 1 - 1e-4
+            gold = multi_hot(labels.to(logits.device), logits.shape[-1]).to(logits.dtype)
+            loss = soft_cross_entropy(logits, gold, self.config.label_smoothing)
+        return WordMappingOutput(loss=loss, logits=logits, pooled_output=embedding)
 
     @torch.no_grad()
-    def write_memory(self, embeddings: torch.Tensor, golds: torch.Tensor, weight: float | None = None) -> None:
-        """Store phrases' pooled `embeddings` (n, hidden) with their gold ids `golds` (n, max_golds), -100 padded;
-        `weight` sets `config.memory_weight`. An empty `embeddings` removes the memory."""
+    def initialize_head(self, embeddings: torch.Tensor) -> None:
+        """Start each label's head row from `embeddings` (num_labels, hidden): the pooled embeddings of the label
+        names, in `id2label` order, scaled to unit norm, so training starts from meaning rather than noise."""
         if self.config.head != "labels":
-            raise ValueError("a memory needs head='labels'")
-        if golds.dim() == 1:
-            golds = golds.unsqueeze(-1)
-        if embeddings.shape[0] != golds.shape[0]:
-            raise ValueError(f"{embeddings.shape[0]} embeddings but {golds.shape[0]} gold rows")
-        if golds.numel() and int(golds.max()) >= self.config.num_labels:
-            raise ValueError(f"gold id {int(golds.max())} is outside the {self.config.num_labels} labels")
-        if embeddings.shape[0] == 0:
-            self.memory_keys = self.memory_golds = None
-        else:
-            self.memory_keys = nn.functional.normalize(embeddings.float(), dim=-1).to(self.device)
-            self.memory_golds = golds.long().to(self.device)
-        self.config.memory_size, self.config.memory_golds = golds.shape[0], max(1, golds.shape[1])
-        if weight is not None:
-            self.config.memory_weight = weight
-
-    @torch.no_grad()
-    def embed_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Pooled embeddings without dropout (eval mode), leaving the model's train/eval mode as it was."""
-        was_training = self.training
-        self.eval()
-        embeddings = self.pool(input_ids.to(self.device), attention_mask.to(self.device))
-        self.train(was_training)
-        return embeddings
-
-    @torch.no_grad()
-    def initialize_head_from_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
-        """Start each label's head row from the pooled embedding of the label's own text.
-
-        `input_ids`/`attention_mask` hold the tokenised label names, one row per label in `id2label` order. The
-        rows are scaled to unit norm, so training starts from meaning rather than noise.
-        """
-        if self.config.head != "labels":
-            raise ValueError("initialize_head_from_inputs only applies to head='labels'")
-        if input_ids.shape[0] != self.config.num_labels:
-            raise ValueError(f"expected {self.config.num_labels} label rows, got {input_ids.shape[0]}")
-        embeddings = self.embed_inputs(input_ids, attention_mask)
-        self.classifier.weight.copy_(nn.functional.normalize(embeddings, dim=-1))
+            raise ValueError("initialize_head only applies to head='labels'")
+        if embeddings.shape[0] != self.config.num_labels:
+            raise ValueError(f"expected {self.config.num_labels} label rows, got {embeddings.shape[0]}")
+        weight = self.classifier.weight
+        weight.copy_(nn.functional.normalize(embeddings.float(), dim=-1).to(weight.device, weight.dtype))
         self.classifier.bias.zero_()
 
     @torch.no_grad()
-    def add_labels(self, names: list[str], input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
-        """Append output words without training: each new row points the way of the pooled embedding of the word's
-        own text (`input_ids`/`attention_mask`, one row per name).
-
-        With linear scoring the new rows get the mean norm of the trained rows; every new bias is the mean trained
-        bias, so a new word competes on its meaning, not on a prior.
-        """
+    def add_labels(self, names: list[str], embeddings: torch.Tensor) -> None:
+        """Append output words without training: each new row points the way of `embeddings` (one row per name,
+        the pooled embedding of the word's own text), with the mean norm of the trained rows; every new bias is the
+        mean trained bias, so a new word competes on its meaning, not on a prior."""
         if self.config.head != "labels":
             raise ValueError("add_labels only applies to head='labels'; the vocabulary head has every token already")
-        if input_ids.shape[0] != len(names):
-            raise ValueError(f"expected {len(names)} rows of label inputs, got {input_ids.shape[0]}")
+        if embeddings.shape[0] != len(names):
+            raise ValueError(f"expected {len(names)} rows of label embeddings, got {embeddings.shape[0]}")
         clashes = sorted(set(names) & set(self.config.label2id)) + sorted({n for n in names if names.count(n) > 1})
         if clashes:
             raise ValueError(f"add_labels: already output words or given twice: {clashes}")
-        embeddings = self.embed_inputs(input_ids, attention_mask)
         old = self.classifier
-        rows = nn.functional.normalize(embeddings, dim=-1).to(old.weight.dtype) * old.weight.norm(dim=-1).mean()
+        rows = nn.functional.normalize(embeddings.float(), dim=-1).to(old.weight.device, old.weight.dtype)
+        rows = rows * old.weight.norm(dim=-1).mean()
         self.classifier = nn.Linear(old.in_features, old.out_features + len(names), device=old.weight.device,
                                     dtype=old.weight.dtype)
         self.classifier.weight.copy_(torch.cat([old.weight, rows]))
@@ -284,6 +212,16 @@ class BertForWordMapping(BertMapPreTrainedModel):
         self.config.id2label = dict(enumerate(labels))
         self.config.label2id = {label: i for i, label in enumerate(labels)}
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, then the decoding step from the same files and revision (as
+        transformers loads a `generation_config` beside a language model)."""
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, loading info) on request
+        hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if kwargs.get(key) is not None}
+        model.decoder = WordMappingDecoder.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        return loaded
+
     def save_pretrained(self, save_directory, *args, **kwargs):
         # `register_for_auto_class` maps one Auto class; also map the sequence-classification one so that
         # `pipeline("text-classification", model=..., trust_remote_code=True)` finds the model class.
@@ -291,7 +229,10 @@ class BertForWordMapping(BertMapPreTrainedModel):
             auto_map = dict(getattr(self.config, "auto_map", None) or {})
             auto_map["AutoModelForSequenceClassification"] = f"{self.__class__.__module__.split('.')[-1]}.{self.__class__.__name__}"
             self.config.auto_map = auto_map
-        return super().save_pretrained(save_directory, *args, **kwargs)
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            self.decoder.save_pretrained(save_directory)
+        return result
 
 
-__all__ = ["BertForWordMapping", "BertMapPreTrainedModel"]
+__all__ = ["BertForWordMapping", "BertMapPreTrainedModel", "WordMappingOutput"]

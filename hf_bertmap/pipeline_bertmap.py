@@ -1,16 +1,18 @@
 """The `"word-mapping"` pipeline: phrase(s) in, `[{"word": ..., "score": ...}, ...]` out, best first.
 
-Saved next to the weights (with `configuration_bertmap.py`, its one relative import), so
-`pipeline("word-mapping", model=repo_id, trust_remote_code=True)` works where hf_bertmap is not installed.
+Saved next to the weights (with `configuration_bertmap.py` and `decoding_bertmap.py`, its relative imports), so
+`pipeline("word-mapping", model=repo_id, trust_remote_code=True)` works where hf_bertmap is not installed, and
+decodes exactly as `WordMapper.predict` does: with the model's own `WordMappingDecoder` (`model.decoder`, loaded
+with the weights from the same revision).
 """
 
 from transformers import Pipeline
 
-from .configuration_bertmap import normalize_phrase
+from .decoding_bertmap import WordMappingDecoder
 
 
 class WordMappingPipeline(Pipeline):
-    """Maps each phrase to its `top_k` most likely words.
+    """Maps each phrase to its `top_k` most likely words (defaults from the model's `decoding_config.json`).
 
     Example:
 
@@ -18,8 +20,8 @@ class WordMappingPipeline(Pipeline):
     >>> from transformers import pipeline
     >>> mapper = pipeline("word-mapping", model="bertmap-attributes", trust_remote_code=True)
     >>> mapper(["very chonky", "large"], top_k=2)
-    [[{'word': 'size', 'score': 0.41}, {'word': 'weight', 'score': 0.08}], [{'word': 'size', ...}, ...]]
-    >>> mapper("very chonky", min_score=0.3)  # no word when the best one is less likely than that
+    [[{'word': 'size', 'score': 0.61}, {'word': 'weight', 'score': 0.12}], [{'word': 'size', ...}, ...]]
+    >>> mapper("very chonky", min_score=0.9)  # no word when the best one is less likely than that
     []
     ```
     """
@@ -29,35 +31,27 @@ class WordMappingPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = True
 
-    def _sanitize_parameters(self, top_k: int | None = None, max_length: int | None = None,
-                             min_score: float | None = None, **kwargs):
-        preprocess, postprocess = {}, {}
-        if min_score is not None:
-            postprocess["min_score"] = min_score
-        if max_length is not None:
-            preprocess["max_length"] = max_length
-        if top_k is not None:
-            if top_k < 1:
-                raise ValueError(f"top_k must be >= 1, got {top_k}")
-            postprocess["top_k"] = top_k
-        return preprocess, {}, postprocess
+    @property
+    def decoder(self) -> WordMappingDecoder:
+        return self.model.decoder
 
-    def preprocess(self, phrase: str, max_length: int = 32):
-        if not isinstance(phrase, str) or not phrase.strip():
-            raise ValueError(f"expected a non-empty phrase, got {phrase!r}")
-        text = normalize_phrase(phrase, getattr(self.model.config, "lowercase", True))
-        return self.tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")
+    def _sanitize_parameters(self, top_k: int | None = None, min_score: float | None = None, **kwargs):
+        postprocess = {key: value for key, value in (("top_k", top_k), ("min_score", min_score)) if value is not None}
+        return {}, {}, postprocess
+
+    def preprocess(self, phrase: str):
+        text = self.decoder.normalize([phrase])[0]
+        inputs = self.tokenizer(text, truncation=True, max_length=self.decoder.config.max_length, return_tensors="pt")
+        return {"phrase": text, **inputs}
 
     def _forward(self, model_inputs):
-        return {"logits": self.model(**model_inputs).logits}
+        phrase = model_inputs.pop("phrase")
+        outputs = self.model(**model_inputs)
+        return {"phrase": phrase, "logits": outputs.logits, "pooled_output": outputs.pooled_output}
 
-    def postprocess(self, model_outputs, top_k: int = 5, min_score: float | None = None):
-        """The `top_k` words best first, or none when the best is below `min_score` (default: the config's)."""
-        if min_score is None:
-            min_score = getattr(self.model.config, "min_score", 0.0)
-        probabilities = model_outputs["logits"][0].float().softmax(dim=-1)
-        scores, indices = probabilities.topk(min(top_k, probabilities.shape[-1]))
-        if scores[0] < min_score:
-            return []
-        id2label = self.model.config.id2label
-        return [{"word": id2label[i], "score": s} for s, i in zip(scores.tolist(), indices.tolist())]
+    def postprocess(self, model_outputs, top_k: int | None = None, min_score: float | None = None):
+        """The `top_k` words best first, or none when the best is below `min_score`."""
+        labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        words = self.decoder.decode(model_outputs["logits"], model_outputs["pooled_output"],
+                                    [model_outputs["phrase"]], labels, top_k, min_score)[0]
+        return [{"word": word, "score": score} for word, score in words]

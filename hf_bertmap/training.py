@@ -1,4 +1,5 @@
-"""Fine-tune a word mapper with `transformers.Trainer`: parse -> data -> model -> train -> evaluate -> save -> card.
+"""Fine-tune a word mapper with `transformers.Trainer`, in phases: arguments -> data -> model -> train -> fit the
+decoding step on validation -> evaluate -> save and card.
 
 `train.py` and `bertmap train` call `main()`; see `train.py`'s docstring for the launch lines.
 """
@@ -14,77 +15,225 @@ import datasets
 import torch
 import transformers
 from huggingface_hub import HfApi, get_token
-from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser, Trainer, set_seed
+from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser, TrainerCallback, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from .arguments import BertMapTrainingArguments, DataArguments, ModelArguments
 from .backbones import hub_id, resolve_backbone
-from .calibration import fit_temperature
+from .calibration import choose_memory_weight, fit_temperature
 from .configuration_bertmap import BertMapConfig
 from .data import (
     WordMappingCollator,
     check_vocab_targets,
     describe_splits,
+    gold_ids,
+    is_builtin,
     label_list_for,
     load_splits,
     preprocess_splits,
 )
+from .decoding_bertmap import DecodingConfig, WordMappingDecoder
 from .inference import WEIGHTS_FILE, WordMapper, check_safetensors_file
-from .metrics import build_compute_metrics, calibration_error, load_metric, top_k_logits
-from .model_card import render_model_card, save_card_context
+from .metrics import build_compute_metrics, calibration_error, top_k_logits, word_mapping_scores
+from .model_card import epoch_results, framework_versions, load_card_context, render_model_card, save_card_context
 from .modeling_bertmap import BertForWordMapping
+from .plots import save_pictures
+from .trainer import BertMapTrainer
 
 logger = logging.getLogger(__name__)
 
 EXAMPLE_PHRASES = ["fishy", "valuable", "large", "very chonky"]
 TOP_K = 5
-MEMORY_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)  # tried on validation
-DEFAULT_MEMORY_WEIGHT = 0.3  # without a validation split
+DEFAULT_MEMORY_WEIGHT = 0.3  # without a validation split to choose it on
 
 
-class BertMapTrainer(Trainer):
-    """`Trainer` that gives the word-mapping head its own learning rate, pushes our model card (not the generic
-    one) and does not re-save over the atomically written final model when pushing."""
+def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None = None) -> dict[str, float]:
+    """Train, fit the decoding step, evaluate and save; returns every metric (also in `all_results.json`)."""
+    # 1. Arguments, logging, seed; Hub checks before any work.
+    model_args, data_args, training_args = parse_args(argv)
+    setup_logging(training_args)
+    logger.warning(
+        f"Process rank: {training_args.process_index}, device: {training_args.device}, n_gpu: {training_args.n_gpu}, "
+        f"distributed training: {training_args.parallel_mode.value == 'distributed'}, "
+        f"16-bits training: {training_args.fp16 or training_args.bf16}"
+    )
+    logger.info(f"Training/evaluation parameters {training_args}")
+    set_seed(training_args.seed)
+    if training_args.push_to_hub and not (training_args.hub_token or get_token()):
+        raise ValueError("--push_to_hub needs a Hub token: run `hf auth login`, set HF_TOKEN or pass --hub_token")
+    resume_from_checkpoint = resolve_resume(training_args) if training_args.do_train else None
 
-    def __init__(self, *args, head_learning_rate: float | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.head_learning_rate = head_learning_rate
-        self.card_writer: Callable[[], None] | None = None
-        self.final_model_saved = False
+    # 2. Data: every bad input is reported before a model is loaded or anything is written.
+    splits = load_splits(data_args, cache_dir=model_args.cache_dir, seed=training_args.seed)
+    if training_args.do_train and len(splits["train"]) == 0:
+        raise ValueError("No training phrases (is --max_train_samples 0?); nothing to train on")
 
-    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        # `push_to_hub` re-saves into the output folder; the final model is already there, written atomically.
-        if _internal_call and output_dir is None and self.final_model_saved:
-            return
-        super().save_model(output_dir, _internal_call)
+    # 3. Model, tokenizer and decoding step: a new head on a backbone, or a bertmap checkpoint to train on.
+    mapper = load_mapper(model_args, data_args, splits, training_args.do_train)
+    label_names = mapper.labels
+    data_counts = describe_splits(splits)
+    logger.info(f"Data: {data_counts}; {len(label_names)} output words")
+    with training_args.main_process_first(desc="dataset preprocessing"):
+        tokenized = preprocess_splits(splits, label_names, mapper.tokenizer, data_args, training_args.seed,
+                                      cache_root=model_args.cache_dir or datasets.config.HF_DATASETS_CACHE)
+    data_counts["train (augmented)"] = describe_splits({"train": tokenized["train"]})["train"]
 
-    def create_model_card(self, *args, **kwargs) -> None:
-        # `push_to_hub` calls this before uploading: keep our card (rendered from hub_card.md with real results)
-        # rather than the generic Trainer card.
-        if self.card_writer is not None:
-            self.card_writer()
-        else:
-            super().create_model_card(*args, **kwargs)
+    # 4. Train, choosing the checkpoint on validation accuracy of the plain classifier.
+    trainer = BertMapTrainer(
+        model=mapper.model,
+        args=training_args,
+        train_dataset=tokenized["train"] if training_args.do_train else None,
+        eval_dataset=tokenized["validation"] if training_args.do_eval and training_args.do_train else None,
+        processing_class=mapper.tokenizer,
+        data_collator=WordMappingCollator(mapper.tokenizer),
+        compute_metrics=build_compute_metrics(k=TOP_K),
+        preprocess_logits_for_metrics=top_k_logits(TOP_K),
+        callbacks=callbacks,
+    )
+    if training_args.push_to_hub and training_args.hub_revision and trainer.is_world_process_zero():
+        HfApi().create_branch(trainer.hub_model_id, branch=training_args.hub_revision, exist_ok=True,
+                              token=training_args.hub_token)
+    split_metrics: dict[str, dict[str, float]] = {}
+    if training_args.do_train:
+        train_result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+        split_metrics["train"] = dict(train_result.metrics, train_samples=len(tokenized["train"]))
+        trainer.log_metrics("train", split_metrics["train"])
+        trainer.save_state()
+    mapper = WordMapper(trainer.model, mapper.tokenizer, source_folder=mapper.source_folder)
 
-    def create_optimizer(self, model=None):
-        opt_model = self.model if model is None else model
-        if self.optimizer is None and self.head_learning_rate is not None:
-            decay = set(self.get_decay_parameter_names(opt_model))
-            groups: dict[tuple[bool, bool], list] = {}
-            for name, param in opt_model.named_parameters():
-                if param.requires_grad:
-                    is_head = not name.startswith("encoder.")
-                    groups.setdefault((is_head, name in decay), []).append(param)
-            optimizer_cls, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, opt_model)
-            self.optimizer = optimizer_cls(
-                [
-                    {"params": params, "weight_decay": self.args.weight_decay if decays else 0.0,
-                     "lr": self.head_learning_rate if is_head else self.args.learning_rate}
-                    for (is_head, decays), params in groups.items()
-                ],
-                **optimizer_kwargs,
-            )
-        return super().create_optimizer(model)
+    # 5. Fit the decoding step on validation: temperature, memory of training phrases and its weight.
+    if training_args.do_train:
+        split_metrics["decoding"] = fit_decoding(mapper, splits, model_args)
+        logger.info(f"Decoding fitted on validation: {split_metrics['decoding']}")
+
+    # 6. Evaluate through the decoding step, as users get the words.
+    test_predictions: tuple[list[float], list[bool]] = ([], [])
+    for split, prefix, enabled in (("validation", "eval", training_args.do_eval),
+                                   ("test", "test", training_args.do_predict)):
+        if enabled and len(splits[split]) > 0:
+            ranked, confidences = mapper.rank(list(splits[split]["phrase"]), k=TOP_K)
+            references = gold_ids(list(splits[split]["targets"]), mapper.model.config.label2id).tolist()
+            references = [[gold for gold in row if gold >= 0] for row in references]
+            metrics = word_mapping_scores(ranked, confidences, references, TOP_K, mapper.decoder.config.min_score)
+            split_metrics[prefix] = {f"{prefix}_{key}": value for key, value in metrics.items()}
+            split_metrics[prefix][f"{prefix}_samples"] = len(splits[split])
+            trainer.log_metrics(prefix, split_metrics[prefix])
+            if prefix == "test":
+                test_predictions = (confidences, [top[0] in gold for top, gold in zip(ranked, references)])
+    results = {key: value for metrics in split_metrics.values() for key, value in metrics.items()}
+
+    # 7. Save (atomically), write the card, show the task's examples, push.
+    def write_card(folder: str) -> None:
+        if "test_accuracy" in results:
+            pictures = save_pictures(folder, trainer.state.log_history, *test_predictions)
+            write_model_card(folder, mapper, results, split_metrics.get("decoding", {}), data_counts, splits,
+                             model_args, data_args, training_args, trainer.state.log_history, pictures)
+
+    if training_args.do_train:
+        save_final_model(trainer, mapper, split_metrics, write_card)
+        trainer.card_writer = lambda: write_card(training_args.output_dir)
+    elif trainer.is_world_process_zero():
+        for prefix, metrics in split_metrics.items():
+            trainer.save_metrics(prefix, metrics)
+    if trainer.is_world_process_zero():
+        show_examples(mapper)
+    if training_args.push_to_hub:
+        trainer.push_to_hub(commit_message="Train word mapper with hf_bertmap", revision=training_args.hub_revision)
+    return results
+
+
+def load_mapper(model_args: ModelArguments, data_args: DataArguments, splits: datasets.DatasetDict,
+                do_train: bool) -> WordMapper:
+    """The model to train or evaluate, its tokenizer and decoding step: a bertmap checkpoint as saved (its memory
+    dropped when training moves its encoder), or a new head over the training targets on a backbone encoder."""
+    path = resolve_backbone(model_args.model_name_or_path)
+    hub_kwargs = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token}
+    tokenizer = AutoTokenizer.from_pretrained(
+        resolve_backbone(model_args.tokenizer_name) if model_args.tokenizer_name else path,
+        trust_remote_code=model_args.trust_remote_code, **hub_kwargs)
+    config = AutoConfig.from_pretrained(path, trust_remote_code=model_args.trust_remote_code, **hub_kwargs)
+    if config.model_type == BertMapConfig.model_type:
+        model = BertForWordMapping.from_pretrained(path, **hub_kwargs)
+        if do_train:  # stale once training moves the encoder; fitted anew after training
+            model.decoder.memory = None
+        if model.config.head == "vocab":
+            check_vocab_targets(splits, tokenizer)
+        return WordMapper(model, tokenizer, source_folder=path if os.path.isdir(path) else None)
+
+    if model_args.head == "vocab":
+        check_vocab_targets(splits, tokenizer)
+    label_names = label_list_for(model_args.head, splits["train"], tokenizer)
+    model = build_model(model_args, label_names, path, hub_kwargs)
+    model.decoder = WordMappingDecoder(DecodingConfig(min_score=model_args.min_score,
+                                                      max_length=data_args.max_seq_length,
+                                                      lowercase=data_args.lowercase))
+    mapper = WordMapper(model, tokenizer)
+    if model_args.init_head_from_label_names:
+        mapper.model.initialize_head(mapper.embed(label_names, normalized=True))
+    return mapper
+
+
+def build_model(model_args: ModelArguments, label_names: list[str], path: str, hub_kwargs: dict) -> BertForWordMapping:
+    """A fresh word mapper on the pretrained encoder at `path`, with `label_names` as its output words."""
+    encoder = AutoModel.from_pretrained(path, trust_remote_code=model_args.trust_remote_code, **hub_kwargs)
+    config = BertMapConfig(
+        encoder_config=encoder.config.to_dict(),
+        pooling=model_args.pooling,
+        head=model_args.head,
+        classifier_dropout=model_args.classifier_dropout,
+        label_smoothing=model_args.label_smoothing,
+        id2label=dict(enumerate(label_names)),
+    )
+    model = BertForWordMapping(config)
+    missing, unexpected = model.encoder.load_state_dict(encoder.state_dict(), strict=False)
+    if missing:
+        raise RuntimeError(f"{path}: the encoder's weights lack {missing}")
+    if unexpected:  # e.g. BERT's pooler when pooling != "pooler"
+        logger.info(f"Encoder weights not used by pooling={config.pooling!r}: {unexpected}")
+    model.tie_weights()
+    return model
+
+
+def fit_decoding(mapper: WordMapper, splits: datasets.DatasetDict, model_args: ModelArguments) -> dict[str, float]:
+    """Store the training phrases in the memory, then, from one pass over the validation phrases, fit the
+    temperature and choose the memory weight. Returns what was fitted and measured."""
+    decoder, results = mapper.decoder, {}
+    label2id = mapper.model.config.label2id
+    if model_args.memory and mapper.model.config.head == "labels":
+        rows = [(phrase, [w for w in words if w in label2id])
+                for phrase, words in zip(splits["train"]["phrase"], splits["train"]["targets"])]
+        rows = [(phrase, words) for phrase, words in rows if words]
+        mapper.memorize([p for p, _ in rows], [w for _, w in rows], weight=DEFAULT_MEMORY_WEIGHT, replace=True)
+        results.update(memory_size=len(rows), memory_weight=DEFAULT_MEMORY_WEIGHT)
+    validation = splits["validation"]
+    if len(validation) == 0 or not (model_args.calibrate or decoder.memory is not None):
+        return results
+    texts, logits, pooled = [], [], []
+    for batch_texts, batch_logits, batch_pooled in mapper.forward(list(validation["phrase"])):
+        texts += batch_texts
+        logits.append(batch_logits.cpu())
+        pooled.append(batch_pooled.cpu())
+    logits, pooled = torch.cat(logits), torch.cat(pooled)
+    golds = gold_ids(list(validation["targets"]), label2id)
+    if model_args.calibrate and (golds >= 0).any():
+        decoder.config.temperature = fit_temperature(logits, golds)
+        results.update(temperature=decoder.config.temperature,
+                       eval_ece_before_calibration=calibration_error(logits, golds),
+                       eval_ece_after_calibration=calibration_error(logits / decoder.config.temperature, golds))
+    if decoder.memory is not None:
+        weight, scores = choose_memory_weight(decoder, logits, pooled, texts, golds, k=TOP_K)
+        decoder.config.memory_weight = weight
+        results.update(memory_weight=weight, eval_accuracy_without_memory=scores[0.0][0],
+                       eval_accuracy_with_memory=scores[weight][0])
+    return results
+
+
+def show_examples(mapper: WordMapper) -> None:
+    """Print the task's own examples with the model's top words, as a person would try it."""
+    min_score = mapper.decoder.config.min_score
+    for phrase, top in zip(EXAMPLE_PHRASES, mapper.predict(EXAMPLE_PHRASES, top_k=3, min_score=0.0)):
+        unsure = f" (below min_score {min_score}: predict() gives no word)" if top[0][1] < min_score else ""
+        print(f"{phrase:>12} -> " + ", ".join(f"{word} ({p:.2f})" for word, p in top) + unsure)
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, BertMapTrainingArguments]:
@@ -112,195 +261,6 @@ def setup_logging(training_args: BertMapTrainingArguments) -> None:
     transformers.utils.logging.enable_explicit_format()
 
 
-def build_model(model_args: ModelArguments, label_names: list[str], lowercase: bool) -> BertForWordMapping:
-    """A fresh word mapper on a pretrained encoder, with `label_names` as its output words."""
-    path = resolve_backbone(model_args.model_name_or_path)
-    hub_kwargs = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision,
-                  "token": model_args.token, "trust_remote_code": model_args.trust_remote_code}
-    encoder = AutoModel.from_pretrained(path, **hub_kwargs)
-    config = BertMapConfig(
-        encoder_config=encoder.config.to_dict(),
-        pooling=model_args.pooling,
-        head=model_args.head,
-        scoring=model_args.scoring,
-        classifier_dropout=model_args.classifier_dropout,
-        label_smoothing=model_args.label_smoothing,
-        min_score=model_args.min_score,
-        lowercase=lowercase,
-        id2label=dict(enumerate(label_names)),
-    )
-    model = BertForWordMapping(config)
-    missing, unexpected = model.encoder.load_state_dict(encoder.state_dict(), strict=False)
-    if missing:
-        raise RuntimeError(f"{path}: the encoder's weights lack {missing}")
-    if unexpected:  # e.g. BERT's pooler when pooling != "pooler"
-        logger.info(f"Encoder weights not used by pooling={config.pooling!r}: {unexpected}")
-    model.tie_weights()
-    return model
-
-
-def is_bertmap_checkpoint(model_args: ModelArguments) -> bool:
-    path = resolve_backbone(model_args.model_name_or_path)
-    config = AutoConfig.from_pretrained(path, cache_dir=model_args.cache_dir, revision=model_args.model_revision,
-                                        token=model_args.token, trust_remote_code=model_args.trust_remote_code)
-    return config.model_type == BertMapConfig.model_type
-
-
-def main(argv: list[str] | None = None) -> dict[str, float]:
-    model_args, data_args, training_args = parse_args(argv)
-    setup_logging(training_args)
-    logger.warning(
-        f"Process rank: {training_args.process_index}, device: {training_args.device}, n_gpu: {training_args.n_gpu}, "
-        f"distributed training: {training_args.parallel_mode.value == 'distributed'}, "
-        f"16-bits training: {training_args.fp16 or training_args.bf16}"
-    )
-    logger.info(f"Training/evaluation parameters {training_args}")
-    set_seed(training_args.seed)
-    if training_args.push_to_hub and not (training_args.hub_token or get_token()):
-        raise ValueError("--push_to_hub needs a Hub token: run `hf auth login`, set HF_TOKEN or pass --hub_token")
-    resume_from_checkpoint = resolve_resume(training_args) if training_args.do_train else None
-
-    # Data first: every bad input is reported before a model is loaded or anything is written.
-    splits = load_splits(data_args, cache_dir=model_args.cache_dir, seed=training_args.seed)
-    if training_args.do_train and len(splits["train"]) == 0:
-        raise ValueError("No training phrases (is --max_train_samples 0?); nothing to train on")
-    backbone = resolve_backbone(model_args.model_name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(
-        resolve_backbone(model_args.tokenizer_name) if model_args.tokenizer_name else backbone,
-        cache_dir=model_args.cache_dir, revision=model_args.model_revision, token=model_args.token,
-        trust_remote_code=model_args.trust_remote_code,
-    )
-    if is_bertmap_checkpoint(model_args):
-        model = BertForWordMapping.from_pretrained(backbone, cache_dir=model_args.cache_dir,
-                                                   revision=model_args.model_revision, token=model_args.token)
-        label_names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-        if training_args.do_train and model.config.memory_size > 0:  # stale once training moves the encoder
-            model.write_memory(torch.zeros(0, model.config.encoder_config.hidden_size), torch.zeros(0, 1))
-        if model.config.head == "vocab":
-            check_vocab_targets(splits, tokenizer)
-    else:
-        if model_args.head == "vocab":
-            check_vocab_targets(splits, tokenizer)
-        label_names = label_list_for(model_args.head, splits["train"], tokenizer)
-        model = build_model(model_args, label_names, data_args.lowercase)
-        if model_args.init_head_from_label_names:
-            names = tokenizer(label_names, padding=True, truncation=True, max_length=data_args.max_seq_length,
-                              return_tensors="pt")
-            model.initialize_head_from_inputs(names["input_ids"], names["attention_mask"])
-    if model_args.freeze_word_embeddings:
-        model.encoder.get_input_embeddings().weight.requires_grad_(False)
-    data_counts = describe_splits(splits)
-    logger.info(f"Data: {data_counts}; {len(label_names)} output words")
-
-    with training_args.main_process_first(desc="dataset preprocessing"):
-        tokenized = preprocess_splits(splits, label_names, tokenizer, data_args, training_args.seed,
-                                      cache_root=model_args.cache_dir or datasets.config.HF_DATASETS_CACHE)
-    data_counts["train (with modifier copies)"] = describe_splits({"train": tokenized["train"]})["train"]
-
-    trainer = BertMapTrainer(
-        model=model,
-        head_learning_rate=model_args.head_learning_rate,
-        args=training_args,
-        train_dataset=tokenized["train"] if training_args.do_train else None,
-        eval_dataset=tokenized["validation"] if training_args.do_eval else None,
-        processing_class=tokenizer,
-        data_collator=WordMappingCollator(tokenizer),
-        compute_metrics=build_compute_metrics(k=TOP_K),
-        preprocess_logits_for_metrics=top_k_logits(TOP_K),
-    )
-
-    if training_args.push_to_hub and training_args.hub_revision and trainer.is_world_process_zero():
-        HfApi().create_branch(trainer.hub_model_id, branch=training_args.hub_revision, exist_ok=True,
-                              token=training_args.hub_token)
-
-    split_metrics: dict[str, dict[str, float]] = {}
-    if training_args.do_train:
-        train_result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
-        split_metrics["train"] = dict(train_result.metrics, train_samples=len(tokenized["train"]))
-        trainer.log_metrics("train", split_metrics["train"])
-        trainer.save_state()
-    if training_args.do_train and model_args.calibrate and len(tokenized["validation"]) > 0:
-        split_metrics["calibration"] = calibrate(trainer, tokenized["validation"])
-        logger.info(f"Temperature scaling on validation: {split_metrics['calibration']}")
-    if training_args.do_train and model_args.memory and trainer.model.config.head == "labels":
-        mapper = WordMapper(trainer.model, tokenizer, max_length=data_args.max_seq_length)
-        split_metrics["memory"] = build_memory(mapper, splits)
-        logger.info(f"Memory of training phrases: {split_metrics['memory']}")
-    for split, prefix, enabled in (("validation", "eval", training_args.do_eval),
-                                   ("test", "test", training_args.do_predict)):
-        if not enabled or len(tokenized[split]) == 0:
-            continue
-        metrics = trainer.evaluate(eval_dataset=tokenized[split], metric_key_prefix=prefix)
-        split_metrics[prefix] = dict(metrics, **{f"{prefix}_samples": len(tokenized[split])})
-        trainer.log_metrics(prefix, split_metrics[prefix])
-    results = {key: value for metrics in split_metrics.values() for key, value in metrics.items()}
-
-    def write_card(folder: str) -> None:
-        if "test_accuracy" in results:
-            write_model_card(folder, trainer.model.config, results, data_counts, model_args, data_args, training_args)
-
-    if training_args.do_train:
-        save_final_model(trainer, WordMapper(trainer.model, tokenizer, max_length=data_args.max_seq_length),
-                         split_metrics, write_card)
-        trainer.card_writer = lambda: write_card(training_args.output_dir)
-    else:
-        for prefix, metrics in split_metrics.items():
-            trainer.save_metrics(prefix, metrics)
-    if trainer.is_world_process_zero():
-        mapper = WordMapper(trainer.model, tokenizer, max_length=data_args.max_seq_length)
-        min_score = mapper.model.config.min_score
-        for phrase, top in zip(EXAMPLE_PHRASES, mapper.predict(EXAMPLE_PHRASES, top_k=3, min_score=0.0)):
-            unsure = f" (below min_score {min_score}: predict() gives no word)" if top[0][1] < min_score else ""
-            print(f"{phrase:>12} -> " + ", ".join(f"{word} ({p:.2f})" for word, p in top) + unsure)
-    if training_args.push_to_hub:
-        trainer.push_to_hub(commit_message="Train word mapper with hf_bertmap", revision=training_args.hub_revision)
-    return results
-
-
-def calibrate(trainer: Trainer, dataset: datasets.Dataset) -> dict[str, float]:
-    """Fit temperature scaling on `dataset`'s logits and store it in the model's config; the validation ECE before
-    and after."""
-    preprocess, compute = trainer.preprocess_logits_for_metrics, trainer.compute_metrics
-    trainer.preprocess_logits_for_metrics = trainer.compute_metrics = None  # full logits, no metrics
-    try:
-        output = trainer.predict(dataset, metric_key_prefix="calibration")
-    finally:
-        trainer.preprocess_logits_for_metrics, trainer.compute_metrics = preprocess, compute
-    logits, labels = torch.as_tensor(output.predictions).float(), torch.as_tensor(output.label_ids)
-    fitted = fit_temperature(logits, labels)  # the logits are already divided by the current temperature
-    config = trainer.model.config
-    config.temperature = config.temperature * fitted
-    return {"temperature": config.temperature,
-            "eval_ece_before_calibration": calibration_error(logits, labels),
-            "eval_ece_after_calibration": calibration_error(logits / fitted, labels)}
-
-
-def build_memory(mapper: WordMapper, splits: datasets.DatasetDict) -> dict[str, float]:
-    """Store the training phrases in the model's memory; choose its weight by validation accuracy@1 (then @5)."""
-    known = mapper.model.config.label2id
-    rows = [(phrase, [w for w in words if w in known]) for phrase, words in
-            zip(splits["train"]["phrase"], splits["train"]["targets"])]
-    rows = [(phrase, words) for phrase, words in rows if words]
-    mapper.memorize([phrase for phrase, _ in rows], [words for _, words in rows], weight=DEFAULT_MEMORY_WEIGHT,
-                    replace=True)
-    validation = splits["validation"]
-    if len(validation) == 0:
-        return {"memory_size": len(rows), "memory_weight": DEFAULT_MEMORY_WEIGHT}
-    metric = load_metric()
-    references = [[known[w] for w in words if w in known] for words in validation["targets"]]
-    scores = {}
-    for weight in MEMORY_WEIGHTS:
-        mapper.model.config.memory_weight = weight
-        probabilities = mapper.predict_proba(list(validation["phrase"]))
-        top = probabilities.topk(min(TOP_K, probabilities.shape[-1]), dim=-1).indices.tolist()
-        result = metric.compute(predictions=top, references=references, k=TOP_K)
-        scores[weight] = (result["accuracy"], result["accuracy_at_k"])
-    best = max(MEMORY_WEIGHTS, key=lambda weight: (scores[weight], -weight))
-    mapper.model.config.memory_weight = best
-    return {"memory_size": len(rows), "memory_weight": best, "eval_accuracy_without_memory": scores[0.0][0],
-            "eval_accuracy_with_memory": scores[best][0]}
-
-
 def resolve_resume(training_args: BertMapTrainingArguments) -> str | None:
     """`--resume_from_checkpoint last` (or `true`) -> the newest `checkpoint-*` in the output folder, checked."""
     value = training_args.resume_from_checkpoint
@@ -319,9 +279,10 @@ def resolve_resume(training_args: BertMapTrainingArguments) -> str | None:
     return value
 
 
-def save_final_model(trainer: Trainer, mapper: WordMapper, split_metrics: dict[str, dict[str, float]],
+def save_final_model(trainer: BertMapTrainer, mapper: WordMapper, split_metrics: dict[str, dict[str, float]],
                      write_card: Callable[[str], None]) -> None:
-    """Write the final model, tokenizer, pipeline code, results and card, then swap them into the output folder.
+    """Write the final model, tokenizer, decoding step, pipeline code, results and card, then swap them into the
+    output folder.
 
     Everything is written to `OUTPUT.saving/` first; the output folder's other entries (checkpoints, trainer
     state) move in beside them, and two renames put the complete folder in place. Until then the previous model
@@ -359,37 +320,56 @@ def write_json(path: str, payload: dict) -> None:
         json.dump(payload, f, indent=4, sort_keys=True)
 
 
-def write_model_card(folder, config, results, data_counts, model_args, data_args, training_args) -> None:
+def write_model_card(folder: str, mapper: WordMapper, results: dict[str, float], decoding_results: dict[str, float],
+                     data_counts: dict, splits: datasets.DatasetDict, model_args: ModelArguments,
+                     data_args: DataArguments, training_args: BertMapTrainingArguments, log_history: list[dict],
+                     pictures: list[str]) -> None:
     """Write `README.md` (rendered from `hub_card.md`) and its inputs into `folder`."""
-    builtin = data_args.train_file is None and data_args.dataset_name is None
+    config = mapper.model.config
     name = model_args.model_name_or_path
-    base_model = hub_id(name)
+    base_model = base_model_of(name)
     hyperparameters = {
         "backbone": base_model or name, "pooling": config.pooling, "head": config.head,
         "learning_rate": training_args.learning_rate,
-        "head_learning_rate": model_args.head_learning_rate or training_args.learning_rate,
+        "head_learning_rate": training_args.head_learning_rate or training_args.learning_rate,
         "epochs": training_args.num_train_epochs,
         "train_batch_size": training_args.per_device_train_batch_size * max(1, training_args.world_size),
         "label_smoothing": config.label_smoothing, "modifier copies": data_args.augment_copies,
-        "scoring": config.scoring, "head initialised from label names": model_args.init_head_from_label_names,
-        "frozen word embeddings": model_args.freeze_word_embeddings,
-        "temperature (fitted on validation)": round(config.temperature, 4),
-        "memory": f"{config.memory_size} training phrases, weight {config.memory_weight}",
+        "misspelt copies": data_args.misspellings, "comparatives": data_args.comparatives,
+        "head initialised from label names": model_args.init_head_from_label_names,
         "max_seq_length": data_args.max_seq_length, "seed": training_args.seed,
     }
     context = {
         "results": {k: v for k, v in results.items() if k.startswith("test_")},
+        "decoding_results": decoding_results,
         "data_counts": data_counts,
         "hyperparameters": hyperparameters,
         "base_model": base_model,
+        "license": model_args.license,
+        "language": model_args.language,
+        "training_results": epoch_results(log_history),
+        "framework_versions": framework_versions(),
+        "pictures": pictures,
     }
-    if not builtin:
-        context.update(dataset_name=data_args.dataset_name or os.path.basename(data_args.train_file),
-                       dataset_description=f"User data: `{data_args.dataset_name or data_args.train_file}`.",
-                       data_license="")
+    if is_builtin(data_args):
+        context["widget"] = EXAMPLE_PHRASES
+    else:
+        source = data_args.dataset_name or data_args.train_file
+        examples = splits["test"] if len(splits["test"]) else splits["validation"]
+        context.update(dataset_name=data_args.dataset_name, dataset_description=f"User data: `{os.path.basename(source)}`.",
+                       data_license="", limitations=[], widget=list(examples["phrase"][:3]))
     save_card_context(folder, **context)
     repo_id = training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))
-    render_model_card(config, repo_id=repo_id, **context).save(os.path.join(folder, "README.md"))
+    render_model_card(config, mapper.decoder.config, repo_id=repo_id, **context).save(os.path.join(folder, "README.md"))
 
 
-__all__ = ["main", "parse_args", "build_model"]
+def base_model_of(name: str) -> str | None:
+    """The Hub id a card's `base_model` may name: a packaged backbone's Hub id, a Hub id as given, a bertmap
+    checkpoint's own base model; None for a local folder with none."""
+    context = load_card_context(name) if os.path.isdir(name) else None
+    if context is not None:
+        return context.get("base_model")
+    return hub_id(name)
+
+
+__all__ = ["main", "parse_args", "build_model", "fit_decoding"]

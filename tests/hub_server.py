@@ -24,6 +24,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 import yaml
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
 TOKEN_USER = "test-user"
 REPO_ID = r"(?P<repo>[A-Za-z0-9][\w.\-]*/[\w.\-]+|[\w.\-]+)"
@@ -134,8 +136,29 @@ class RepoStore:
             self._write_meta(repo_id, meta)
 
 
+# A subset of the Hub's license identifiers and pipeline tags (the Hub refuses any value outside its lists).
+KNOWN_LICENSES = {"apache-2.0", "mit", "other", "unknown", "cc-by-4.0", "cc-by-sa-4.0", "cc-by-nc-4.0", "cc0-1.0",
+                  "bsd-3-clause", "gpl-3.0", "lgpl-3.0", "openrail", "llama3", "gemma"}
+KNOWN_PIPELINE_TAGS = {"text-classification", "token-classification", "feature-extraction", "fill-mask",
+                       "sentence-similarity", "zero-shot-classification", "text-generation", "question-answering"}
+
+
+def repo_id_errors(key: str, values) -> list[str]:
+    """The Hub accepts only repo ids (`name` or `namespace/name`) in `base_model` and `datasets`."""
+    errors = []
+    for value in values if isinstance(values, list) else [values]:
+        try:
+            if not isinstance(value, str) or value.startswith((".", "/", "~")) or "\\" in value:
+                raise HFValidationError(f"not a repo id: {value!r}")
+            validate_repo_id(value)
+        except HFValidationError:
+            errors.append(f'"{key}" must hold Hub repo ids, got {value!r}')
+    return errors
+
+
 def validate_model_card(content: str) -> list[str]:
-    """What the Hub's YAML validation would refuse in a README.md: bad YAML or a malformed model-index."""
+    """What the Hub's YAML validation would refuse in a README.md: bad YAML, a malformed model-index, a
+    `base_model` or `datasets` entry that is not a repo id, an unknown `license` or `pipeline_tag`."""
     match = re.match(r"^---\n(.*?)\n---\n", content, re.S)
     if not match:
         return []
@@ -149,6 +172,13 @@ def validate_model_card(content: str) -> list[str]:
     for key in ("license", "library_name", "pipeline_tag"):
         if key in metadata and not isinstance(metadata[key], str):
             errors.append(f'"{key}" must be a string')
+    if isinstance(metadata.get("license"), str) and metadata["license"] not in KNOWN_LICENSES:
+        errors.append(f'"license" must be one of the Hub\'s license identifiers, got {metadata["license"]!r}')
+    if isinstance(metadata.get("pipeline_tag"), str) and metadata["pipeline_tag"] not in KNOWN_PIPELINE_TAGS:
+        errors.append(f'"pipeline_tag" is not a Hub task: {metadata["pipeline_tag"]!r}')
+    for key in ("base_model", "datasets"):
+        if key in metadata:
+            errors += repo_id_errors(key, metadata[key])
     for index in metadata.get("model-index") or []:
         if not isinstance(index.get("name"), str):
             errors.append('"model-index[].name" is required')
@@ -265,9 +295,8 @@ class HubHandler(BaseHTTPRequestHandler):
     def validate_yaml(self, query):
         payload = json.loads(self._body())
         errors = validate_model_card(payload.get("content", ""))
-        if errors:
-            return self._send(400, "\n".join(errors).encode(), content_type="text/plain")
-        self._json({"errors": [], "warnings": []})
+        status = 400 if errors else 200  # what huggingface_hub's create_commit reads before uploading a README.md
+        self._json({"errors": [{"message": error} for error in errors], "warnings": []}, status)
 
     def preupload(self, query, repo, rev):
         self._require_token()
@@ -290,6 +319,10 @@ class HubHandler(BaseHTTPRequestHandler):
                 deletions.append(value["path"])
             elif line["key"] == "lfsFile":
                 raise HubError(400, "LFS uploads are not supported by the local hub (it answers 'regular')")
+        if "README.md" in additions:  # the Hub refuses a commit whose card metadata it cannot accept
+            errors = validate_model_card(additions["README.md"].decode("utf-8", errors="replace"))
+            if errors:
+                raise HubError(400, "Invalid metadata in README.md: " + "; ".join(errors))
         message = header.get("summary", "")
         if header.get("description"):
             message += "\n\n" + header["description"]

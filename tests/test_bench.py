@@ -21,6 +21,7 @@ def test_train_throughput_smoke(tiny_backbone, tmp_path):
                 "trainer_group_by_length_samples_per_s"):
         assert results[key] > 0, key
     assert results["trainer_over_bare"] == round(results["trainer_samples_per_s"] / results["bare_samples_per_s"], 3)
+    assert len(results["bare_runs"]) == len(results["trainer_runs"]) == results["repeats"] == 2
 
 
 def test_inference_smoke(saved_model, tmp_path):
@@ -42,7 +43,7 @@ def test_default_run_smoke(tiny_backbone, tmp_path):
 
 def test_quality_smoke(tiny_backbone, tmp_path):
     results = run_bench("quality.py", "--backbone", str(tiny_backbone), cwd=tmp_path)
-    for system in ("zero_shot", "seed_design", "default"):
+    for system in ("zero_shot", "embedding_knn", "setfit", "seed_design", "default"):
         for split in ("test", "informal"):
             row = results[system][split]
             assert 0.0 <= row["top1"] <= row["top5"] <= 1.0 and 0.0 <= row["ece"] <= 1.0, (system, split)
@@ -52,4 +53,6 @@ def test_quality_smoke(tiny_backbone, tmp_path):
     assert all(a["coverage"] >= b["coverage"] for a, b in zip(curve, curve[1:]))
     assert set(default["informal_by_category"]) == set(results["informal_categories"])
     added = results["add_labels"]
-    assert len(added["held_out"]) == 3 and 0.0 <= added["held_out_top1"] <= added["held_out_top5"] <= 1.0
+    assert 0 < len(added["held_out"]) <= 3 and 0.0 <= added["held_out_top1"] <= added["held_out_top5"] <= 1.0
+    for system in ("embedding_knn", "setfit", "seed_design", "default"):
+        assert set(results[system]["examples"]) == {"fishy", "valuable", "large", "very chonky"}, system

@@ -1,9 +1,11 @@
-"""Temperature scaling: the fitted temperature, what it changes (probabilities) and what it does not (ranking)."""
+"""Fitting the decoding step: the fitted temperature, what it changes (probabilities) and what it does not
+(ranking); the memory weight chosen on validation."""
 
 import pytest
 import torch
 
-from hf_bertmap.calibration import fit_temperature, gold_log_likelihood
+from hf_bertmap import DecodingConfig, PhraseMemory, WordMappingDecoder
+from hf_bertmap.calibration import choose_memory_weight, fit_temperature, gold_log_likelihood
 from hf_bertmap.metrics import calibration_error
 
 
@@ -43,3 +45,13 @@ def test_several_golds_count_their_summed_probability_and_padding_rows_are_ignor
 def test_no_gold_at_all_is_a_clear_error():
     with pytest.raises(ValueError, match="no row has a gold label"):
         fit_temperature(torch.zeros(2, 3), torch.tensor([[-100], [-100]]))
+
+
+def test_the_memory_weight_is_the_one_decoding_validation_best():
+    # Two validation phrases the classifier gets wrong and their nearest stored phrases get right.
+    memory = PhraseMemory(["a", "b"], torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1], [2]]))
+    decoder = WordMappingDecoder(DecodingConfig(memory_neighbors=1), memory)
+    logits = torch.tensor([[2.0, 1.5, 0.0], [2.0, 0.0, 1.2]])
+    weight, scores = choose_memory_weight(decoder, logits, torch.eye(2), ["c", "d"], torch.tensor([1, 2]), k=2)
+    assert scores[0.0] == (0.0, 1.0) and weight == 0.3  # the smallest weight that gets both right
+    assert all(scores[w][0] == 1.0 for w in (0.3, 0.4, 0.5, 0.6)) and scores[0.2][0] < 1.0

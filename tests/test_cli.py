@@ -58,3 +58,34 @@ def test_predict_min_score_prints_no_word_for_unsure_phrases(saved_model, capsys
     assert capsys.readouterr().out == "large\t\t\n"
     main(["predict", str(saved_model), "large", "--min-score", "1.0", "--json"])
     assert json.loads(capsys.readouterr().out) == {"phrase": "large", "predictions": []}
+
+
+def test_predict_top_k_in_tsv_prints_word_and_probability_pairs(saved_model, capsys):
+    main(["predict", str(saved_model), "hot", "--top-k", "3"])
+    fields = capsys.readouterr().out.rstrip("\n").split("\t")
+    expected = WordMapper.from_pretrained(saved_model).predict("hot", top_k=3)
+    assert fields == ["hot"] + [item for w, s in expected for item in (w, f"{s:.4f}")]
+
+
+def test_predict_from_a_file_streams_with_a_progress_bar_on_stderr(saved_model, tmp_path):
+    phrases = tmp_path / "phrases.txt"
+    phrases.write_text("\n".join(["large", "hot", "tall", "fishy"] * 5) + "\n")
+    result = subprocess.run([sys.executable, "-m", "hf_bertmap.cli", "predict", str(saved_model), "--file",
+                             str(phrases), "--batch-size", "3", "--device", "cpu"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.strip().split("\n")) == 20
+    assert "20/20" in result.stderr  # the progress bar's last state
+
+
+def test_evaluate_scores_a_pair_file_and_writes_predictions(saved_model, tmp_path, capsys):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("phrase\ttarget\nlarge\tsize\nfishy\tsmell\nfishy\tsize\ntall\theight\nhuge\tgirth\n")
+    main(["evaluate", str(saved_model), "--file", str(pairs), "--json", "--predictions", str(tmp_path / "p.jsonl")])
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["phrases"] == 4 and set(metrics) >= {"accuracy", "accuracy_at_5", "macro_f1", "ece", "coverage"}
+    mapper = WordMapper.from_pretrained(saved_model)
+    expected = mapper.evaluate(["large", "fishy", "tall", "huge"], [["size"], ["smell", "size"], ["height"], ["girth"]])
+    assert metrics["accuracy"] == pytest.approx(expected["accuracy"])
+    rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert [row["phrase"] for row in rows] == ["large", "fishy", "tall", "huge"]
+    assert rows[1]["targets"] == ["smell", "size"] and len(rows[0]["predictions"]) == 3  # all 3 output words

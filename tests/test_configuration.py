@@ -11,7 +11,7 @@ from hf_bertmap import BertMapConfig
 
 def test_defaults_are_mean_pooling_labels_head_and_a_bert_encoder():
     config = BertMapConfig()
-    assert (config.pooling, config.head, config.temperature, config.lowercase) == ("mean", "labels", 1.0, True)
+    assert (config.pooling, config.head, config.label_smoothing) == ("mean", "labels", 0.0)
     assert isinstance(config.encoder_config, BertConfig)
 
 
@@ -46,7 +46,6 @@ def test_non_bert_encoder_configs_survive_the_round_trip(tmp_path):
         ({"pooling": "max"}, "unknown pooling 'max'; choose one of mean, cls, pooler, last"),
         ({"head": "mlp"}, "unknown head 'mlp'; choose one of labels, vocab"),
         ({"label_smoothing": 1.0}, r"label_smoothing must be in \[0, 1\)"),
-        ({"temperature": 0.0}, "temperature must be > 0"),
     ],
 )
 def test_bad_values_are_refused_with_the_field_name(kwargs, message):
@@ -60,6 +59,12 @@ def test_unknown_pooling_in_a_saved_config_is_refused_on_load(tmp_path):
     path.write_text(path.read_text().replace('"pooling": "mean"', '"pooling": "median"'))
     with pytest.raises(ValueError, match="unknown pooling 'median'"):
         AutoConfig.from_pretrained(tmp_path)
+
+
+def test_the_config_holds_the_network_and_nothing_of_decoding():
+    config = BertMapConfig()
+    for setting in ("temperature", "min_score", "memory_weight", "memory_size", "lowercase", "scoring"):
+        assert not hasattr(config, setting), setting
 
 
 def test_vocab_head_ties_word_embeddings():

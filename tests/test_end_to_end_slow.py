@@ -23,9 +23,10 @@ def test_default_backbone_trains_on_wordnet_and_loads_anywhere(tmp_path):
     ])
     config = json.loads((output / "config.json").read_text())
     num_labels = len(config["id2label"])
-    assert config["encoder_config"]["hidden_size"] == 384 and config["pooling"] == "mean"
-    # Better than chance: the loss is well under log(num_labels) and the top-5 finds a gold often.
-    assert results["eval_loss"] < math.log(num_labels) - 0.5
+    assert config["pooling"] == "mean" and (output / "decoding_config.json").is_file()
+    # Better than chance: the validation loss is well under log(num_labels) and the top-5 finds a gold often.
+    log = json.loads((output / "trainer_state.json").read_text())["log_history"]
+    assert [e["eval_loss"] for e in log if "eval_loss" in e][-1] < math.log(num_labels) - 0.5
     assert results["test_accuracy_at_5"] > 5 * 5 / num_labels
 
     mapper = WordMapper.from_pretrained(output)

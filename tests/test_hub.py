@@ -97,11 +97,18 @@ def local_top3(folder: Path) -> list[list[str]]:
     return [[w for w, _ in top] for top in WordMapper.from_pretrained(folder).predict(PHRASES, top_k=3)]
 
 
+def local_plain_top3(folder: Path) -> list[list[str]]:
+    """The plain classifier's top 3 (what `text-classification` shows: logits, no decoding step)."""
+    mapper = WordMapper.from_pretrained(folder)
+    logits = torch.cat([batch for _, batch, _ in mapper.forward(PHRASES)])
+    return [[mapper.labels[i] for i in row] for row in logits.topk(3, dim=-1).indices.tolist()]
+
+
 def test_train_py_pushes_model_code_tokenizer_card_and_results(hub, pushed):
     _, files = hub.store.files(REPO, "main")
     assert {"config.json", "configuration_bertmap.py", "modeling_bertmap.py", "pipeline_bertmap.py",
-            "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md",
-            "all_results.json"} <= set(files)
+            "decoding_bertmap.py", "decoding_config.json", "memory.safetensors", "model.safetensors",
+            "tokenizer.json", "tokenizer_config.json", "README.md", "all_results.json"} <= set(files)
     assert not any(path.startswith("checkpoint-") for path in files)
     config = json.loads(hub.store.blob(files["config.json"]))
     assert config["auto_map"]["AutoModel"] == "modeling_bertmap.BertForWordMapping"
@@ -129,7 +136,7 @@ def test_pushed_model_loads_anywhere_and_gives_the_local_top_k(hub, pushed, tmp_
     code = LOAD_EVERYTHING.format(repo=REPO, kwargs="{}", phrases=PHRASES)
     out = last_json(run(code, hub_env(hub, tmp_path / "home"), tmp_path, block=True))
     expected = local_top3(pushed)
-    assert out["text-classification"] == expected
+    assert out["text-classification"] == local_plain_top3(pushed)
     assert out["word-mapping"] == expected
     assert [r["word"] for r in out["single"]] == expected[0][:2]
     assert "modeling_bertmap" in out["module"]
@@ -165,7 +172,7 @@ def test_word_mapper_push_to_a_branch_skips_unchanged_files_and_a_revision_can_b
     _, on_v1 = hub.store.files(repo, "v1")
     assert set(on_main) == {".gitattributes"} and "model.safetensors" in on_v1
     card = hub.store.blob(on_v1["README.md"]).decode()
-    assert f'pipeline("text-classification", model="{repo}"' in card
+    assert f'pipeline("word-mapping", model="{repo}", trust_remote_code=True)' in card
 
     for revision in ("v1", first_oid):
         code = LOAD_EVERYTHING.format(repo=repo, kwargs={"revision": revision}, phrases=PHRASES)
@@ -189,6 +196,16 @@ def test_word_mapper_and_cli_load_from_the_hub(hub, pushed, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     records = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert [[p["word"] for p in r["predictions"]] for r in records] == local_top3(pushed)
+
+
+def test_the_hub_refuses_a_card_whose_base_model_is_a_local_path(hub, tmp_path):
+    card = tmp_path / "README.md"
+    card.write_text(f"---\nbase_model: {tmp_path}\nlicense: apache-2.0\n---\n# a model\n")
+    code = ("from huggingface_hub import HfApi\napi = HfApi()\napi.create_repo('test-user/bad-card', exist_ok=True)\n"
+            f"api.upload_file(path_or_fileobj={str(card)!r}, path_in_repo='README.md', repo_id='test-user/bad-card')\n")
+    result = run(code, hub_env(hub, tmp_path / "home"), tmp_path)
+    assert result.returncode != 0 and "Invalid metadata in README.md" in result.stderr
+    assert f'"base_model" must hold Hub repo ids' in result.stderr
 
 
 def test_model_push_to_hub_uploads_weights_config_and_code(hub, saved_model, tmp_path):

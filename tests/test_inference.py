@@ -46,11 +46,11 @@ def test_min_score_abstains_below_the_threshold_and_defaults_to_the_config(saved
     mapper = WordMapper.from_pretrained(saved_model)
     phrases = ["large", "hot", "fishy"]
     best = [top[0][1] for top in mapper.predict(phrases)]
-    assert mapper.model.config.min_score == 0.0 and all(best)  # the default never abstains
+    assert mapper.decoder.config.min_score == 0.0 and all(best)  # the default never abstains
     threshold = sorted(best)[1]  # the lowest-scored phrase falls below it, the others do not
     results = mapper.predict(phrases, top_k=2, min_score=threshold)
     assert [len(top) for top in results] == [0 if score < threshold else 2 for score in best]
-    mapper.model.config.min_score = 1.0
+    mapper.decoder.config.min_score = 1.0
     assert mapper.predict(phrases) == [[], [], []] and mapper.predict("large") == []
     with pytest.raises(ValueError, match=r"min_score must be in \[0, 1\]"):
         mapper.predict(phrases, min_score=1.5)
@@ -73,16 +73,6 @@ def test_add_labels_makes_new_words_outputs_without_changing_the_old_scores(save
     assert torch.allclose(reloaded.predict_proba(phrases), mapper.predict_proba(phrases), atol=1e-6)
 
 
-def test_with_cosine_scoring_an_added_word_is_the_best_match_for_its_own_name(tokenizer, tmp_path):
-    model = make_model(scoring="cosine")
-    model.save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
-    mapper = WordMapper.from_pretrained(tmp_path)
-    mapper.add_labels(["temperature", "value"])
-    assert mapper.predict("temperature")[0][0] == "temperature"
-    assert mapper.predict("value")[0][0] == "value"
-
-
 def test_add_labels_refuses_empty_words_and_the_vocabulary_head(saved_model, tokenizer, tmp_path):
     mapper = WordMapper.from_pretrained(saved_model)
     with pytest.raises(ValueError, match="word 1: expected a non-empty string"):
@@ -94,14 +84,21 @@ def test_add_labels_refuses_empty_words_and_the_vocabulary_head(saved_model, tok
         WordMapper.from_pretrained(tmp_path).add_labels(["flavor"])
 
 
-def test_word_mapping_pipeline_abstains_like_predict(saved_model):
+def test_word_mapping_pipeline_gives_exactly_what_predict_gives(saved_model):
     from transformers import pipeline
 
+    mapper = WordMapper.from_pretrained(saved_model)
+    mapper.decoder.config.temperature = 1.7
+    mapper.memorize(["chonky", "very large"], ["smell", ["height", "size"]], weight=0.4)
+    mapper.save_pretrained(saved_model)
+    mapper = WordMapper.from_pretrained(saved_model)
     words = pipeline("word-mapping", model=str(saved_model), trust_remote_code=True)
-    assert words("large", top_k=2, min_score=1.0) == []
-    assert [r["word"] for r in words("large", top_k=2, min_score=0.0)] == [
-        w for w, _ in WordMapper.from_pretrained(saved_model).predict("large", top_k=2)]
-    words.model.config.min_score = 1.0
+    phrases = ["Very Large", "chonky", "fishy", "tall"]
+    for kwargs in ({}, {"top_k": 2}, {"top_k": 3, "min_score": 0.5}, {"min_score": 1.0}):
+        expected = [[{"word": w, "score": pytest.approx(s, abs=1e-6)} for w, s in top]
+                    for top in mapper.predict(phrases, **kwargs)]
+        assert words(phrases, **kwargs) == expected, kwargs
+    words.decoder.config.min_score = 1.0
     assert words("large") == []
 
 
@@ -111,17 +108,37 @@ def test_memorize_makes_stored_pairs_known_at_once_and_appends(saved_model, tmp_
         mapper.memorize(["chonky"], ["size"])
     with pytest.raises(ValueError, match=r"phrase 0 \('chonky'\): targets \['girth'\] must be output words"):
         mapper.memorize(["chonky"], ["girth"], weight=0.9)
-    mapper.model.config.memory_neighbors = 1
     mapper.memorize(["chonky", "Very Large"], ["smell", ["height", "size"]], weight=0.9)
     assert mapper.predict("chonky")[0][0] == "smell"
     assert {w for w, _ in mapper.predict("very large", top_k=2)} == {"height", "size"}
     mapper.memorize(["fishy"], ["height"])  # appended, the weight kept
-    assert mapper.model.config.memory_size == 3 and mapper.model.config.memory_weight == 0.9
+    assert len(mapper.decoder.memory) == 3 and mapper.decoder.config.memory_weight == 0.9
     assert mapper.predict("fishy")[0][0] == "height" and mapper.predict("chonky")[0][0] == "smell"
 
     mapper.save_pretrained(tmp_path / "with-memory")
     reloaded = WordMapper.from_pretrained(tmp_path / "with-memory")
-    assert torch.allclose(reloaded.predict_proba(["chonky", "fishy"]), mapper.predict_proba(["chonky", "fishy"]),
-                          atol=1e-6)
+    assert torch.allclose(reloaded.predict_proba(["chonky", "fishy", "tall"]),
+                          mapper.predict_proba(["chonky", "fishy", "tall"]), atol=1e-6)
     mapper.memorize(["tall"], ["smell"], replace=True)
-    assert mapper.model.config.memory_size == 1
+    assert len(mapper.decoder.memory) == 1
+
+
+def test_bfloat16_loads_and_predicts_with_the_memory(saved_model):
+    mapper = WordMapper.from_pretrained(saved_model)
+    mapper.memorize(["chonky"], ["smell"], weight=0.3)
+    mapper.save_pretrained(saved_model)
+    half = WordMapper.from_pretrained(saved_model, dtype=torch.bfloat16)
+    assert half.model.dtype == torch.bfloat16 and half.tokenizer is not None
+    phrases = ["large", "chonky", "very hot", "tall"]
+    assert [top[0][0] for top in half.predict(phrases)] == [top[0][0] for top in mapper.predict(phrases)]
+
+
+def test_evaluate_scores_decoded_words_and_counts_unknown_golds_as_misses(saved_model):
+    mapper = WordMapper.from_pretrained(saved_model)
+    phrases = ["large", "fishy", "tall"]
+    top = [words[0][0] for words in mapper.predict(phrases)]
+    targets = [[top[0]], [top[1], "girth"], ["girth"]]  # right, right (any gold), a word the model lacks
+    metrics = mapper.evaluate(phrases, targets, k=2)
+    assert metrics["accuracy"] == pytest.approx(2 / 3) and metrics["coverage"] == 1.0
+    assert set(metrics) == {"accuracy", "accuracy_at_2", "macro_f1", "ece", "coverage"}
+    assert mapper.evaluate(phrases, targets, min_score=1.0)["coverage"] == 0.0

@@ -1,23 +1,31 @@
-"""The model card rendered from hub_card.md: Hub-valid YAML metadata and real results."""
+"""The model card rendered from hub_card.md: metadata the Hub accepts, real results, a card a visitor can use."""
 
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import make_model
+from hub_server import validate_model_card
 from huggingface_hub import ModelCard
 
-from hf_bertmap.model_card import TEMPLATE_PATH, render_model_card
+from hf_bertmap import DecodingConfig
+from hf_bertmap.model_card import TEMPLATE_PATH, epoch_results, framework_versions, render_model_card
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = {"test_accuracy": 0.41234, "test_accuracy_at_5": 0.70111, "test_macro_f1": 0.25}
 COUNTS = {"train": {"phrases": 10, "pairs": 12, "targets": 3}, "test": {"phrases": 4, "pairs": 4, "targets": 2}}
+LOG = [{"loss": 2.5, "step": 5, "epoch": 0.5}, {"loss": 1.5, "step": 10, "epoch": 1.0},
+       {"eval_loss": 1.7, "eval_accuracy": 0.4, "eval_accuracy_at_5": 0.8, "step": 10, "epoch": 1.0}]
 
 
-def render(**kwargs):
-    return render_model_card(make_model().config, RESULTS, COUNTS, {"learning_rate": 1e-4, "epochs": 3},
-                             base_model="sentence-transformers/all-MiniLM-L6-v2", repo_id="someone/word-mapper",
-                             **kwargs)
+def render(decoding=None, **kwargs):
+    kwargs.setdefault("base_model", "sentence-transformers/all-MiniLM-L6-v2")
+    return render_model_card(make_model().config, decoding or DecodingConfig(), RESULTS, COUNTS,
+                             {"learning_rate": 1e-4, "epochs": 3}, repo_id="someone/word-mapper", **kwargs)
+
+
+def metadata(card) -> dict:
+    return yaml.safe_load(str(card).split("---")[1])
 
 
 def test_the_package_ships_the_top_level_template():
@@ -25,44 +33,75 @@ def test_the_package_ships_the_top_level_template():
 
 
 def test_front_matter_has_the_hub_fields_and_a_valid_model_index():
-    card = render()
-    metadata = yaml.safe_load(str(card).split("---")[1])
-    assert metadata["language"] == "en" and metadata["library_name"] == "transformers"
-    assert metadata["pipeline_tag"] == "text-classification" and metadata["license"] == "apache-2.0"
-    assert {"bertmap", "word-mapping"} <= set(metadata["tags"])
-    assert metadata["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert metadata["datasets"] == ["wordnet-attributes"] and metadata["metrics"] == ["accuracy", "f1"]
+    card = render(widget=["fishy", "very chonky"])
+    data = metadata(card)
+    assert data["language"] == "en" and data["library_name"] == "transformers"
+    assert data["pipeline_tag"] == "text-classification" and data["license"] == "apache-2.0"
+    assert {"bertmap", "word-mapping"} <= set(data["tags"])
+    assert data["base_model"] == "sentence-transformers/all-MiniLM-L6-v2" and "datasets" not in data
+    assert data["widget"] == [{"text": "fishy"}, {"text": "very chonky"}]
 
-    (index,) = metadata["model-index"]
+    (index,) = data["model-index"]
     assert index["name"] == "word-mapper"
     (result,) = index["results"]
-    assert result["task"]["type"] == "text-classification"
-    assert result["dataset"]["split"] == "test" and result["dataset"]["type"] == "wordnet-attributes"
+    assert result["task"]["type"] == "text-classification" and result["dataset"]["split"] == "test"
     metrics = {m["name"]: m for m in result["metrics"]}
     assert {name: m["value"] for name, m in metrics.items()} == {"Accuracy@1": 0.4123, "Accuracy@5": 0.7011,
                                                                  "Macro-F1": 0.25}
-    assert all(set(m) >= {"type", "value"} for m in metrics.values())
-    # huggingface_hub parses the model-index back into the same results
+    assert len({m["type"] for m in metrics.values()}) == 3  # accuracy@1 and @5 are distinct entries
     parsed = ModelCard(str(card)).data
     assert [round(r.metric_value, 4) for r in parsed.eval_results] == [0.4123, 0.7011, 0.25]
+    assert validate_model_card(str(card)) == []
 
 
-def test_body_shows_results_counts_usage_and_the_wordnet_licence():
-    text = str(render())
+def test_local_paths_never_reach_the_metadata_and_the_hub_would_refuse_them(tmp_path):
+    data = metadata(render(base_model=str(tmp_path), dataset_name=str(tmp_path / "pairs.csv")))
+    assert "base_model" not in data and "datasets" not in data
+    assert metadata(render(dataset_name="someone/adjectives"))["datasets"] == ["someone/adjectives"]
+    refused = str(render()).replace("base_model: sentence-transformers/all-MiniLM-L6-v2", f"base_model: {tmp_path}")
+    assert validate_model_card(refused) == [f'"base_model" must hold Hub repo ids, got {str(tmp_path)!r}']
+    assert validate_model_card(str(render(license="wordnet"))) == [
+        "\"license\" must be one of the Hub's license identifiers, got 'wordnet'"]
+
+
+def test_licence_and_language_come_from_the_arguments():
+    data = metadata(render(license="mit", language="fr"))
+    assert (data["license"], data["language"]) == ("mit", "fr")
+
+
+def test_body_shows_results_epochs_decoding_versions_and_usage():
+    decoding = DecodingConfig(temperature=1.7, min_score=0.1, memory_weight=0.3)
+    text = str(render(decoding, training_results=epoch_results(LOG), framework_versions=framework_versions(),
+                      decoding_results={"memory_size": 4290, "eval_ece_before_calibration": 0.07,
+                                        "eval_ece_after_calibration": 0.05},
+                      pictures=["training_curve.png"], widget=["fishy", "large"]))
     assert "| accuracy@1 | 0.4123 |" in text and "| macro-F1 | 0.2500 |" in text
     assert "| train | 10 | 12 | 3 |" in text
-    assert 'AutoModel.from_pretrained("someone/word-mapper", trust_remote_code=True)' in text
+    assert "| 1.0 | 10 | 1.5000 | 1.7000 | 0.4000 | 0.8000 |" in text
+    assert "temperature 1.700" in text and "memory of 4290 training phrases, mixed in with weight 0.3" in text
+    assert "0.0700 → 0.0500" in text and "probability of 0.1" in text
+    assert "![training curve](training_curve.png)" in text
+    assert 'pipeline("word-mapping", model="someone/word-mapper", trust_remote_code=True)' in text
+    assert 'mapper(["fishy", "large"], top_k=3)' in text and "pip install hf_bertmap" not in text
+    assert "transformers ≥ 5.24" in text and "- torch " in text
     assert "WordNet License" in text and "{{" not in text
+
+
+def test_user_data_gets_its_own_description_and_no_wordnet_limitations():
+    text = str(render(dataset_description="User data: `pairs.csv`.", data_license="", limitations=[]))
+    assert "User data: `pairs.csv`." in text and "WordNet" not in text
 
 
 def test_missing_results_are_refused():
     with pytest.raises(ValueError, match=r"results lack \['test_macro_f1'\]"):
-        render_model_card(make_model().config, {"test_accuracy": 0.1, "test_accuracy_at_5": 0.2}, COUNTS, {},
-                          base_model="x", repo_id="y")
+        render_model_card(make_model().config, DecodingConfig(), {"test_accuracy": 0.1, "test_accuracy_at_5": 0.2},
+                          COUNTS, {}, base_model="x", repo_id="y")
 
 
-def test_calibration_error_is_reported_when_the_run_measured_it():
+def test_calibration_error_and_coverage_are_reported_when_measured():
     assert "expected calibration error" not in str(render())
-    card = render_model_card(make_model(temperature=1.7).config, dict(RESULTS, test_ece=0.04321), COUNTS, {},
-                             base_model="b", repo_id="someone/word-mapper")
-    assert "| expected calibration error (top word's probability, temperature 1.700) | 0.0432 |" in str(card)
+    card = render_model_card(make_model().config, DecodingConfig(min_score=0.1),
+                             dict(RESULTS, test_ece=0.04321, test_coverage=0.97), COUNTS, {}, base_model="b",
+                             repo_id="someone/word-mapper")
+    assert "| expected calibration error (top word's probability) | 0.0432 |" in str(card)
+    assert "| share of phrases answered at `min_score` 0.1 | 0.9700 |" in str(card)

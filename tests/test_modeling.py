@@ -82,36 +82,24 @@ def test_padding_does_not_hide_a_gold_with_id_0():
     assert torch.allclose(padded, plain)
 
 
-def test_cosine_scoring_is_scaled_cosine_similarity_plus_bias():
-    model = make_model(scoring="cosine", logit_scale=10.0).eval()
-    assert model.log_logit_scale.exp().item() == pytest.approx(10.0)
+def test_logits_are_the_same_in_training_and_eval_mode_without_dropout():
+    model = make_model(classifier_dropout=0.0)
+    model.encoder.config.hidden_dropout_prob = 0.0
     input_ids, attention_mask = batch(len(tiny_vocab()))
-    pooled = model.pool(input_ids, attention_mask)
-    cosine = torch.nn.functional.normalize(pooled, dim=-1) @ torch.nn.functional.normalize(
-        model.classifier.weight, dim=-1).T
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
-    assert torch.allclose(logits, 10.0 * cosine + model.classifier.bias, atol=1e-5)
-    with torch.no_grad():  # the scale of a row does not matter, only its direction
-        model.classifier.weight[1] *= 7.0
-    assert torch.allclose(model(input_ids=input_ids, attention_mask=attention_mask).logits, logits, atol=1e-5)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    trained = model.train()(input_ids=input_ids, attention_mask=attention_mask)
+    evaluated = model.eval()(input_ids=input_ids, attention_mask=attention_mask)
+    assert torch.allclose(trained.logits, evaluated.logits, atol=1e-6)
 
 
-def test_learned_logit_scale_trains_and_survives_a_reload(tmp_path):
-    model = make_model(scoring="cosine")
+def test_forward_returns_the_pooled_embedding_the_head_projects():
+    model = make_model().eval()
     input_ids, attention_mask = batch(len(tiny_vocab()))
-    model(input_ids=input_ids, attention_mask=attention_mask, labels=torch.tensor([0, 1, 2])).loss.backward()
-    assert model.log_logit_scale.grad is not None
-    with torch.no_grad():
-        model.log_logit_scale.fill_(1.5)
-    model.save_pretrained(tmp_path)
-    assert BertForWordMapping.from_pretrained(tmp_path).log_logit_scale.item() == pytest.approx(1.5)
-
-
-def test_temperature_divides_the_logits():
-    input_ids, attention_mask = batch(len(tiny_vocab()))
-    plain = make_model().eval()(input_ids=input_ids, attention_mask=attention_mask).logits
-    warm = make_model(temperature=2.0).eval()(input_ids=input_ids, attention_mask=attention_mask).logits
-    assert torch.allclose(warm, plain / 2.0, atol=1e-6)
+    out = model(input_ids=input_ids, attention_mask=attention_mask)
+    assert torch.allclose(out.pooled_output, model.pool(input_ids, attention_mask))
+    assert torch.allclose(out.logits, model.classifier(out.pooled_output), atol=1e-6)
 
 
 def test_poolings_pick_the_documented_positions():
@@ -205,15 +193,27 @@ def test_save_and_auto_model_load_give_identical_logits_with_no_key_warnings(poo
     assert type(AutoModelForSequenceClassification.from_pretrained(tmp_path)) is BertForWordMapping
 
 
-def test_initialize_head_from_inputs_writes_unit_rows_of_the_label_embeddings():
+def test_initialize_head_writes_unit_rows_of_the_label_embeddings():
     model = make_model()
-    ids = torch.tensor([[2, 10, 3], [2, 11, 3], [2, 12, 3]])
-    model.initialize_head_from_inputs(ids, torch.ones_like(ids))
-    assert torch.allclose(model.classifier.weight.norm(dim=-1), torch.ones(3), atol=1e-5)
+    embeddings = torch.randn(3, 32) * 5
+    model.initialize_head(embeddings)
+    assert torch.allclose(model.classifier.weight, torch.nn.functional.normalize(embeddings, dim=-1), atol=1e-6)
     assert torch.equal(model.classifier.bias, torch.zeros(3))
-    model.eval()
-    expected = torch.nn.functional.normalize(model.pool(ids, torch.ones_like(ids)), dim=-1)
-    assert torch.allclose(model.classifier.weight, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="expected 3 label rows, got 2"):
+        model.initialize_head(embeddings[:2])
+
+
+def test_add_labels_appends_rows_of_the_mean_norm_and_keeps_the_old_ones():
+    model = make_model()
+    old_weight, old_bias = model.classifier.weight.detach().clone(), model.classifier.bias.detach().clone()
+    model.add_labels(["value", "temperature"], torch.randn(2, 32))
+    assert model.config.id2label == {0: "height", 1: "size", 2: "smell", 3: "value", 4: "temperature"}
+    assert torch.equal(model.classifier.weight[:3], old_weight) and torch.equal(model.classifier.bias[:3], old_bias)
+    norms = model.classifier.weight[3:].norm(dim=-1)
+    assert torch.allclose(norms, old_weight.norm(dim=-1).mean().expand(2), atol=1e-5)
+    assert torch.allclose(model.classifier.bias[3:], old_bias.mean().expand(2))
+    with pytest.raises(ValueError, match=r"already output words or given twice: \['size'\]"):
+        model.add_labels(["size"], torch.randn(1, 32))
 
 
 def test_remote_code_loads_where_hf_bertmap_cannot_be_imported(saved_model, tmp_path):
@@ -248,50 +248,3 @@ def test_text_classification_pipeline_returns_top_k_labels(saved_model):
     assert len(out) == 2 and all(len(row) == 2 for row in out)
     assert {row[0]["label"] for row in out} <= {"height", "size", "smell"}
     assert all(row[0]["score"] >= row[1]["score"] for row in out)
-
-
-def test_memory_mixes_the_nearest_stored_phrases_vote_into_the_probabilities(tmp_path):
-    model = make_model().eval()
-    ids = torch.tensor([[2, 10, 3], [2, 11, 3]])
-    mask = torch.ones_like(ids)
-    plain = model(input_ids=ids, attention_mask=mask).logits.softmax(-1)
-    model.config.memory_neighbors = 1
-    stored = torch.tensor([[2, 10, 10, 3], [2, 11, 11, 3]])  # phrases near, but not equal to, the queries
-    model.write_memory(model.embed_inputs(stored, torch.ones_like(stored)), torch.tensor([[2, -100], [0, 1]]),
-                       weight=0.4)
-    mixed = model(input_ids=ids, attention_mask=mask).logits.exp()
-    nearest = model.embed_inputs(ids, mask) @ model.memory_keys.T
-    vote = torch.tensor([[0.0, 0.0, 1.0], [0.5, 0.5, 0.0]])[nearest.argmax(-1)]
-    assert torch.allclose(mixed, 0.6 * plain + 0.4 * vote, atol=1e-5)
-
-    # A stored phrase itself gets only its stored words, ranked (and weighed) by the classifier.
-    model.write_memory(model.embed_inputs(ids, mask), torch.tensor([[2, -100], [0, 1]]), weight=0.4)
-    known = model(input_ids=ids, attention_mask=mask).logits.exp()
-    expected = torch.stack([torch.tensor([0.0, 0.0, 1.0]),
-                            torch.cat([plain[1, :2] / plain[1, :2].sum(), torch.zeros(1)])])
-    assert torch.allclose(known, expected, atol=1e-5)
-    mixed = known
-
-    model.save_pretrained(tmp_path)
-    reloaded = BertForWordMapping.from_pretrained(tmp_path).eval()
-    assert reloaded.config.memory_size == 2 and torch.equal(reloaded.memory_golds, model.memory_golds)
-    assert torch.allclose(reloaded(input_ids=ids, attention_mask=mask).logits.exp(), mixed, atol=1e-5)
-
-    def fail(embedding):
-        raise AssertionError("the memory was read in training mode")
-
-    model.read_memory = fail  # training ignores the memory
-    model.train()(input_ids=ids, attention_mask=mask, labels=torch.tensor([0, 1])).loss.backward()
-
-
-def test_a_model_without_memory_saves_no_memory_tensors(tmp_path):
-    from safetensors.torch import load_file
-
-    make_model().save_pretrained(tmp_path)
-    assert not [key for key in load_file(tmp_path / "model.safetensors") if key.startswith("memory")]
-    model = make_model()
-    model.write_memory(torch.randn(2, 32), torch.tensor([[0], [1]]), weight=0.2)
-    model.write_memory(torch.zeros(0, 32), torch.zeros(0, 1))  # an empty memory removes it
-    assert model.memory_keys is None and model.config.memory_size == 0
-    with pytest.raises(ValueError, match="gold id 7 is outside the 3 labels"):
-        model.write_memory(torch.randn(1, 32), torch.tensor([[7]]))

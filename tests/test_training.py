@@ -1,6 +1,7 @@
 """train.py end to end on a tiny random BERT: the loss falls, the output folder is complete, bad input fails early."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from conftest import write_pairs
 
 from hf_bertmap import WordMapper
 from hf_bertmap.calibration import fit_temperature
+from hf_bertmap.metrics import calibration_error
 from hf_bertmap.data import DataValidationError
 from hf_bertmap.training import main, parse_args
 
@@ -31,13 +33,14 @@ def train_args(backbone, files, output_dir, *extra):
 def test_trainer_run_lowers_the_loss_and_writes_a_complete_output_folder(tiny_backbone, pair_files, tmp_path):
     output = tmp_path / "out"
     results = main(train_args(tiny_backbone, pair_files, output, "--num_train_epochs", "20", "--augment_copies", "0",
-                           "--learning_rate", "1e-2"))
+                              "--misspellings", "0", "--comparatives", "false", "--learning_rate", "1e-2"))
 
     state = json.loads((output / "trainer_state.json").read_text())
     losses = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
     assert len(losses) >= 20 and sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 * 0.6
 
     for name in ("config.json", "model.safetensors", "configuration_bertmap.py", "modeling_bertmap.py",
+                 "decoding_bertmap.py", "pipeline_bertmap.py", "decoding_config.json", "memory.safetensors",
                  "tokenizer.json", "tokenizer_config.json", "all_results.json", "README.md"):
         assert (output / name).is_file(), name
     all_results = json.loads((output / "all_results.json").read_text())
@@ -59,48 +62,54 @@ def test_trainer_run_lowers_the_loss_and_writes_a_complete_output_folder(tiny_ba
     assert mapper.predict("huge", top_k=1)[0][0] in config["label2id"]
 
 
+def test_the_card_has_a_widget_the_epoch_table_versions_pictures_and_passes_hub_validation(tiny_backbone, pair_files,
+                                                                                           tmp_path):
+    from hub_server import validate_model_card
+
+    output = tmp_path / "out"
+    main(train_args(tiny_backbone, pair_files, output, "--num_train_epochs", "2"))
+    card = (output / "README.md").read_text()
+    assert validate_model_card(card) == []
+    front_matter = yaml.safe_load(card.split("---")[1])
+    assert "base_model" not in front_matter and "datasets" not in front_matter  # a local backbone, a local file
+    test_phrases = [row.split(",")[0] for row in pair_files["test"].read_text().splitlines()[1:]]
+    assert [w["text"] for w in front_matter["widget"]] == test_phrases[:3]
+    assert "### Training results" in card
+    assert [row.split(" | ")[0] for row in re.findall(r"^\| [\d.]+ \| \d+ \| .*$", card, re.M)] == ["| 1.0", "| 2.0"]
+    assert "- transformers 5." in card and "transformers ≥ 5.24" in card
+    for picture in ("training_curve.png", "reliability_diagram.png"):
+        assert (output / picture).read_bytes()[:4] == b"\x89PNG" and f"]({picture})" in card
+
+
 def test_temperature_is_fitted_on_validation_and_saved_unless_disabled(tiny_backbone, pair_files, tmp_path):
     results = main(train_args(tiny_backbone, pair_files, tmp_path / "calibrated", "--num_train_epochs", "2",
                               "--min_score", "0.25", "--memory", "false"))
-    config = json.loads((tmp_path / "calibrated" / "config.json").read_text())
-    assert config["temperature"] == pytest.approx(results["temperature"]) and config["temperature"] != 1.0
-    assert config["min_score"] == 0.25
-    assert results["eval_ece"] == pytest.approx(results["eval_ece_after_calibration"], abs=1e-6)
+    decoding = json.loads((tmp_path / "calibrated" / "decoding_config.json").read_text())
+    assert decoding["temperature"] == pytest.approx(results["temperature"]) and decoding["temperature"] != 1.0
+    assert decoding["min_score"] == 0.25 and decoding["max_length"] == 32
     assert 0.0 <= results["eval_ece_before_calibration"] <= 1.0 and 0.0 <= results["test_ece"] <= 1.0
 
     # The stored temperature is the one that fits the saved model's own validation logits.
     mapper = WordMapper.from_pretrained(tmp_path / "calibrated")
-    mapper.model.config.temperature = 1.0
     rows = [line.split(",") for line in pair_files["validation"].read_text().splitlines()[1:]]
-    log_probabilities = mapper.predict_proba([phrase for phrase, _ in rows]).log()
+    logits = torch.cat([batch for _, batch, _ in mapper.forward([phrase for phrase, _ in rows])])
     labels = torch.tensor([mapper.model.config.label2id.get(target, -100) for _, target in rows])
-    assert fit_temperature(log_probabilities, labels) == pytest.approx(config["temperature"], rel=1e-3)
+    assert fit_temperature(logits, labels) == pytest.approx(decoding["temperature"], rel=1e-3)
+    assert results["eval_ece_after_calibration"] == pytest.approx(calibration_error(logits / decoding["temperature"],
+                                                                                    labels), abs=1e-6)
 
     results = main(train_args(tiny_backbone, pair_files, tmp_path / "raw", "--num_train_epochs", "2",
                               "--calibrate", "false", "--memory", "false"))
-    assert json.loads((tmp_path / "raw" / "config.json").read_text())["temperature"] == 1.0
+    assert json.loads((tmp_path / "raw" / "decoding_config.json").read_text())["temperature"] == 1.0
     assert "temperature" not in results
-
-
-def test_frozen_word_embeddings_stay_those_of_the_backbone(tiny_backbone, pair_files, tmp_path):
-    from safetensors.torch import load_file
-
-    main(train_args(tiny_backbone, pair_files, tmp_path / "frozen", "--num_train_epochs", "1",
-                    "--freeze_word_embeddings", "true"))
-    backbone = load_file(tiny_backbone / "model.safetensors")
-    trained = load_file(tmp_path / "frozen" / "model.safetensors")
-    key = "embeddings.word_embeddings.weight"
-    assert torch.equal(trained[f"encoder.{key}"], backbone[key])
-    other = "encoder.layer.0.attention.self.query.weight"
-    assert not torch.equal(trained[f"encoder.{other}"], backbone[other])
 
 
 def test_training_phrases_are_memorised_with_a_weight_chosen_on_validation(tiny_backbone, pair_files, tmp_path):
     results = main(train_args(tiny_backbone, pair_files, tmp_path / "out", "--num_train_epochs", "2"))
-    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    decoder = WordMapper.from_pretrained(tmp_path / "out").decoder
     train_phrases = {row.split(",")[0] for row in pair_files["train"].read_text().splitlines()[1:]}
-    assert config["memory_size"] == results["memory_size"] == len(train_phrases)
-    assert config["memory_weight"] == results["memory_weight"] in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+    assert set(decoder.memory.phrases) == train_phrases and results["memory_size"] == len(train_phrases)
+    assert decoder.config.memory_weight == results["memory_weight"] in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
     assert results["eval_accuracy_with_memory"] >= results["eval_accuracy_without_memory"]
     assert results["eval_accuracy"] == pytest.approx(results["eval_accuracy_with_memory"])
 
@@ -108,8 +117,7 @@ def test_training_phrases_are_memorised_with_a_weight_chosen_on_validation(tiny_
     again = main(train_args(tmp_path / "out", pair_files, tmp_path / "again", "--num_train_epochs", "1"))
     assert again["memory_size"] == len(train_phrases)
     raw = main(train_args(tiny_backbone, pair_files, tmp_path / "raw", "--num_train_epochs", "1", "--memory", "false"))
-    assert "memory_size" not in raw
-    assert json.loads((tmp_path / "raw" / "config.json").read_text())["memory_size"] == 0
+    assert "memory_size" not in raw and not (tmp_path / "raw" / "memory.safetensors").exists()
 
 
 def test_training_continues_from_a_bertmap_checkpoint_with_its_labels(tiny_backbone, pair_files, tmp_path):
@@ -173,9 +181,9 @@ def test_defaults_train_the_builtin_data_into_bertmap_attributes():
     assert training_args.do_train and training_args.do_eval and training_args.do_predict
     assert training_args.load_best_model_at_end and training_args.metric_for_best_model == "accuracy"
     assert training_args.train_sampling_strategy == "group_by_length"
-    assert (model_args.head_learning_rate, training_args.learning_rate) == (3e-3, 1e-4)
+    assert (training_args.head_learning_rate, training_args.learning_rate) == (3e-3, 1e-4)
     assert model_args.init_head_from_label_names and model_args.calibrate and model_args.memory
-    assert model_args.scoring == "linear" and model_args.min_score == 0.1
+    assert model_args.min_score == 0.1 and data_args.misspellings == 0.3 and data_args.comparatives
     assert not parse_args(["--head", "vocab"])[0].init_head_from_label_names
 
 
@@ -188,19 +196,20 @@ def test_train_py_help_lists_our_and_trainer_flags():
 
 def test_head_learning_rate_gives_the_head_its_own_param_groups(tmp_path):
     from conftest import make_model
-    from transformers import TrainingArguments
-
-    from hf_bertmap.training import BertMapTrainer
+    from hf_bertmap.arguments import BertMapTrainingArguments
+    from hf_bertmap.trainer import BertMapTrainer
 
     model = make_model()
-    args = TrainingArguments(output_dir=str(tmp_path), learning_rate=1e-4, weight_decay=0.01, use_cpu=True)
-    optimizer = BertMapTrainer(model=model, args=args, head_learning_rate=3e-3).create_optimizer()
+    args = BertMapTrainingArguments(output_dir=str(tmp_path), learning_rate=1e-4, weight_decay=0.01, use_cpu=True,
+                                    head_learning_rate=3e-3, eval_strategy="no", load_best_model_at_end=False)
+    optimizer = BertMapTrainer(model=model, args=args).create_optimizer()
     head_params = {id(p) for p in model.classifier.parameters()}
     for group in optimizer.param_groups:
         in_head = {id(p) in head_params for p in group["params"]}
         assert len(in_head) == 1
         assert group["lr"] == (3e-3 if in_head == {True} else 1e-4)
     assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
+    args.head_learning_rate = None
     plain = BertMapTrainer(model=make_model(), args=args).create_optimizer()
     assert {g["lr"] for g in plain.param_groups} == {1e-4}
 

@@ -48,6 +48,17 @@ def build_compute_metrics(k: int = 5, **load_kwargs):
     return compute_metrics
 
 
+def word_mapping_scores(ranked: list[list[int]], confidences: list[float], references: list[list[int]], k: int,
+                        min_score: float = 0.0) -> dict[str, float]:
+    """The `word_mapping` metric of decoded predictions: `accuracy` (top-1, any gold), `accuracy_at_{k}`,
+    `macro_f1`, `ece` of the top probability, and `coverage`, the share of phrases whose top probability reaches
+    `min_score` (the rest get no word)."""
+    results = load_metric().compute(predictions=ranked, references=references, k=k, confidences=confidences)
+    coverage = sum(c >= min_score for c in confidences) / max(1, len(confidences))
+    return {"accuracy": results["accuracy"], f"accuracy_at_{k}": results["accuracy_at_k"],
+            "macro_f1": results["macro_f1"], "ece": results["ece"], "coverage": coverage}
+
+
 def calibration_error(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Expected calibration error of the top word's probability (any gold counts as right)."""
     if labels.dim() == 1:

@@ -1,0 +1,249 @@
+"""Decoding: how a word mapper's logits become words. One step, shared by `WordMapper`, the `word-mapping`
+pipeline, the CLI, `train.py`'s final evaluation and the benchmarks.
+
+`BertForWordMapping.forward` is a plain classifier; everything between its logits and the words a user sees lives
+here, the way `generate()` and `generation_config.json` live beside a language model:
+
+- the phrase is normalised (`normalize_phrase`) and truncated to `max_length` tokens, as in training;
+- the logits are divided by the calibration `temperature` and soft-maxed;
+- a *memory* of known phrases (their normalised text, pooled embedding and gold words) adds what is known: a
+  stored phrase, matched on its text, gets only its stored words (a lexicon, ranked by the classifier); any other
+  phrase mixes `memory_weight` of a vote of its `memory_neighbors` nearest stored phrases into the probabilities;
+- the `top_k` best words are returned, none when the best is below `min_score` (abstention).
+
+Settings are saved as `decoding_config.json`, the memory as `memory.safetensors`, beside the model. This file is
+copied next to the weights with the pipeline code and imports nothing from `hf_bertmap` but its configuration.
+"""
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .configuration_bertmap import normalize_phrase
+
+DECODING_CONFIG_FILE = "decoding_config.json"
+MEMORY_FILE = "memory.safetensors"
+# Keyword arguments of `from_pretrained` that say where files come from; the decoding files are read with the same
+# ones as the weights, so a pinned revision gives the decoding step saved with those weights.
+HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only", "force_download", "proxies", "subfolder")
+
+
+@dataclass
+class DecodingConfig:
+    r"""
+    How logits become words (saved as `decoding_config.json`).
+
+    Args:
+        temperature (`float`, defaults to 1.0):
+            Divides the logits before the softmax; fitted on validation after training to calibrate probabilities.
+        min_score (`float`, defaults to 0.0):
+            A phrase whose best word has a lower probability gets no word; 0.0 never abstains.
+        top_k (`int`, defaults to 1):
+            Words returned per phrase, best first.
+        max_length (`int`, defaults to 32):
+            Phrases are truncated to this many tokens (the training `--max_seq_length`).
+        lowercase (`bool`, defaults to `True`):
+            Whether phrases are lower-cased before tokenisation, as in training.
+        memory_weight (`float`, defaults to 0.0):
+            Share of the nearest stored phrases' vote in the probabilities of a phrase that is not stored.
+        memory_neighbors (`int`, defaults to 30):
+            Stored phrases that vote.
+        memory_temperature (`float`, defaults to 0.05):
+            Sharpness of the neighbours' softmax over their cosine similarities.
+    """
+
+    temperature: float = 1.0
+    min_score: float = 0.0
+    top_k: int = 1
+    max_length: int = 32
+    lowercase: bool = True
+    memory_weight: float = 0.0
+    memory_neighbors: int = 30
+    memory_temperature: float = 0.05
+
+    def __post_init__(self):
+        check_decoding(self.min_score, self.top_k)
+        if self.temperature <= 0:
+            raise ValueError(f"DecodingConfig: temperature must be > 0, got {self.temperature}")
+        if not 0.0 <= self.memory_weight <= 1.0:
+            raise ValueError(f"DecodingConfig: memory_weight must be in [0, 1], got {self.memory_weight}")
+        if self.memory_neighbors < 1 or self.memory_temperature <= 0 or self.max_length < 1:
+            raise ValueError("DecodingConfig: memory_neighbors and max_length must be >= 1, memory_temperature > 0")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "DecodingConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+    def save(self, folder: str | os.PathLike) -> None:
+        with open(os.path.join(folder, DECODING_CONFIG_FILE), "w") as f:
+            json.dump(asdict(self), f, indent=2, sort_keys=True)
+
+
+def check_decoding(min_score: float, top_k: int) -> None:
+    """Refuse a `min_score` outside [0, 1] or a `top_k` below 1, naming the argument."""
+    if not 0.0 <= min_score <= 1.0:
+        raise ValueError(f"min_score must be in [0, 1], got {min_score}")
+    if top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+
+
+class PhraseMemory:
+    """Known phrases: their normalised text, unit pooled embeddings `keys` (n, hidden) and gold ids `golds`
+    (n, max_golds), -100 padded."""
+
+    def __init__(self, phrases: list[str], keys: torch.Tensor, golds: torch.Tensor):
+        if golds.dim() == 1:
+            golds = golds.unsqueeze(-1)
+        if not len(phrases) == keys.shape[0] == golds.shape[0]:
+            raise ValueError(f"memory: {len(phrases)} phrases, {keys.shape[0]} embeddings, {golds.shape[0]} gold rows")
+        self.phrases = list(phrases)
+        self.keys = torch.nn.functional.normalize(keys.float(), dim=-1)
+        self.golds = golds.long()
+        self.index = {phrase: i for i, phrase in enumerate(self.phrases)}  # the last copy of a phrase wins
+
+    def __len__(self) -> int:
+        return len(self.phrases)
+
+    def extend(self, other: "PhraseMemory") -> "PhraseMemory":
+        width = max(self.golds.shape[1], other.golds.shape[1])
+
+        def pad(golds: torch.Tensor) -> torch.Tensor:
+            return torch.cat([golds, torch.full((golds.shape[0], width - golds.shape[1]), -100)], dim=1)
+
+        return PhraseMemory(self.phrases + other.phrases, torch.cat([self.keys, other.keys]),
+                            torch.cat([pad(self.golds), pad(other.golds)]))
+
+    def save(self, folder: str | os.PathLike) -> None:
+        save_file({"keys": self.keys.contiguous(), "golds": self.golds.contiguous()},
+                  os.path.join(folder, MEMORY_FILE), metadata={"phrases": json.dumps(self.phrases)})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "PhraseMemory":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            phrases = json.loads(f.metadata()["phrases"])
+        tensors = load_file(str(path))
+        return cls(phrases, tensors["keys"], tensors["golds"])
+
+
+def spread(shares: torch.Tensor, golds: torch.Tensor, num_labels: int) -> torch.Tensor:
+    """(batch, num_labels) mass from `shares` (batch, ...) placed on the gold ids `golds` (batch, ...), -100 padded
+    (a padded id carries no mass)."""
+    out = torch.zeros(golds.shape[0], num_labels, device=golds.device)
+    shares = shares * (golds >= 0)
+    return out.scatter_add_(1, golds.clamp(min=0).flatten(1), shares.flatten(1).float())
+
+
+class WordMappingDecoder:
+    """Turns a batch of logits (and pooled embeddings and phrases, for the memory) into probabilities and words.
+
+    Example:
+
+    ```python
+    >>> decoder = WordMappingDecoder.from_pretrained("bertmap-attributes")
+    >>> outputs = model(**inputs)
+    >>> decoder.decode(outputs.logits, outputs.pooled_output, ["very chonky"], labels, top_k=2)
+    [[('size', 0.61), ('weight', 0.12)]]
+    ```
+    """
+
+    def __init__(self, config: DecodingConfig | None = None, memory: PhraseMemory | None = None):
+        self.config = config or DecodingConfig()
+        self.memory = memory
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | os.PathLike, **hub_kwargs) -> "WordMappingDecoder":
+        """Read `decoding_config.json` and `memory.safetensors` from a model folder or Hub repo; a model saved
+        without them decodes with the defaults and no memory."""
+        from transformers.utils import cached_file
+
+        def find(filename: str) -> str | None:
+            if os.path.isdir(name_or_path):
+                path = os.path.join(name_or_path, hub_kwargs.get("subfolder") or "", filename)
+                return path if os.path.isfile(path) else None
+            return cached_file(str(name_or_path), filename, _raise_exceptions_for_missing_entries=False,
+                               _raise_exceptions_for_connection_errors=False, **hub_kwargs)
+
+        config_path, memory_path = find(DECODING_CONFIG_FILE), find(MEMORY_FILE)
+        config = DecodingConfig()
+        if config_path is not None:
+            with open(config_path) as f:
+                config = DecodingConfig.from_dict(json.load(f))
+        return cls(config, PhraseMemory.load(memory_path) if memory_path is not None else None)
+
+    def save_pretrained(self, folder: str | os.PathLike) -> None:
+        self.config.save(folder)
+        if self.memory is not None and len(self.memory):
+            self.memory.save(folder)
+        elif os.path.isfile(os.path.join(folder, MEMORY_FILE)):
+            os.remove(os.path.join(folder, MEMORY_FILE))
+
+    def normalize(self, phrases: list[str]) -> list[str]:
+        """Check and normalise phrases as training did; an empty one is refused, naming its position."""
+        texts = []
+        for i, phrase in enumerate(phrases):
+            if not isinstance(phrase, str) or not phrase.strip():
+                raise ValueError(f"phrase {i}: expected a non-empty string, got {phrase!r}")
+            texts.append(normalize_phrase(phrase, self.config.lowercase))
+        return texts
+
+    def probabilities(self, logits: torch.Tensor, embeddings: torch.Tensor | None = None,
+                      phrases: list[str] | None = None, memory_weight: float | None = None) -> torch.Tensor:
+        """Probabilities (batch, num_labels) of normalised `phrases` from their `logits` and pooled `embeddings`.
+
+        `memory_weight` overrides the config's (used when choosing it on validation)."""
+        probabilities = (logits.float() / self.config.temperature).softmax(dim=-1)
+        memory = self.memory
+        if memory is None or not len(memory) or phrases is None:
+            return probabilities
+        weight = self.config.memory_weight if memory_weight is None else memory_weight
+        classifier, num_labels = probabilities, probabilities.shape[-1]
+        golds = memory.golds.to(probabilities.device)
+        if weight > 0 and embeddings is not None:
+            keys = memory.keys.to(probabilities.device)
+            queries = torch.nn.functional.normalize(embeddings.float(), dim=-1)
+            top = (queries @ keys.T).topk(min(self.config.memory_neighbors, len(memory)), dim=-1)  # (batch, k)
+            neighbours = golds[top.indices]  # (batch, k, max_golds)
+            valid = (neighbours >= 0).float()
+            split = valid / valid.sum(dim=-1, keepdim=True).clamp(min=1)  # each neighbour's words share its vote
+            weights = (top.values / self.config.memory_temperature).softmax(dim=-1)
+            vote = spread(weights.unsqueeze(-1) * split, neighbours, num_labels)
+            probabilities = (1 - weight) * probabilities + weight * vote
+        else:
+            probabilities = probabilities.clone()
+        stored = [memory.index.get(phrase) for phrase in phrases]
+        for row, i in enumerate(stored):
+            if i is not None:  # a known phrase: only its stored words, ranked by the classifier
+                known = spread(torch.ones(1, golds.shape[1], device=golds.device), golds[i : i + 1], num_labels)[0]
+                if (known > 0).any():
+                    ranked = (classifier[row] + 1e-12) * (known > 0)
+                    probabilities[row] = ranked / ranked.sum()
+        return probabilities
+
+    def select(self, probabilities: torch.Tensor, labels: list[str], top_k: int | None = None,
+               min_score: float | None = None) -> list[list[tuple[str, float]]]:
+        """Per row, the `top_k` (word, probability) pairs best first, or `[]` when the best is below `min_score`
+        (defaults: the config's)."""
+        top_k = self.config.top_k if top_k is None else top_k
+        min_score = self.config.min_score if min_score is None else min_score
+        check_decoding(min_score, top_k)
+        scores, indices = probabilities.topk(min(top_k, probabilities.shape[-1]), dim=-1)
+        return [
+            [(labels[i], float(s)) for s, i in zip(row_scores.tolist(), row_indices.tolist())]
+            if row_scores[0] >= min_score else []
+            for row_scores, row_indices in zip(scores, indices)
+        ]
+
+    def decode(self, logits: torch.Tensor, embeddings: torch.Tensor | None, phrases: list[str], labels: list[str],
+               top_k: int | None = None, min_score: float | None = None) -> list[list[tuple[str, float]]]:
+        """`probabilities` then `select`: the words for a batch of normalised phrases."""
+        return self.select(self.probabilities(logits, embeddings, phrases), labels, top_k, min_score)
+
+
+__all__ = ["DecodingConfig", "PhraseMemory", "WordMappingDecoder", "check_decoding", "DECODING_CONFIG_FILE",
+           "MEMORY_FILE", "HUB_KWARGS"]
