@@ -48,7 +48,7 @@ def latency_ms(fn, phrases: list[str]) -> tuple[float, float]:
 
 def int8_copy(mapper: WordMapper) -> WordMapper:
     quantized = torch.ao.quantization.quantize_dynamic(mapper.model, {torch.nn.Linear}, dtype=torch.qint8)
-    return WordMapper(quantized, mapper.tokenizer, max_length=mapper.max_length)
+    return WordMapper(quantized, mapper.tokenizer)
 
 
 def main() -> None:
@@ -67,17 +67,17 @@ def main() -> None:
     test = load_splits(DataArguments())["test"]
     phrases = list(test["phrase"])
     timed = (phrases * (1 + args.phrases // len(phrases)))[: args.phrases]
-    batch_size = 64
+    batch_size, max_length = 64, mapper.decoder.config.max_length
 
     word_pipeline = pipeline("word-mapping", model=model, tokenizer=tokenizer, device=-1)
     with torch.inference_mode():  # the baseline's label embeddings: the encoder on each label's name
-        names = tokenizer(mapper.labels, padding=True, truncation=True, max_length=32, return_tensors="pt")
+        names = tokenizer(mapper.labels, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         label_embeddings = torch.nn.functional.normalize(
             masked_mean(model.encoder(**names).last_hidden_state, names["attention_mask"]), dim=-1)
 
     @torch.inference_mode()
     def nearest_label(batch):
-        inputs = tokenizer(batch, padding=True, truncation=True, max_length=32, return_tensors="pt")
+        inputs = tokenizer(batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         embeddings = masked_mean(model.encoder(**inputs).last_hidden_state, inputs["attention_mask"])
         return (torch.nn.functional.normalize(embeddings, dim=-1) @ label_embeddings.T).argmax(-1)
 
@@ -91,7 +91,7 @@ def main() -> None:
 
     # The framework's limit: the model's forward alone, on batches tokenised before timing.
     def tokenised(batch):
-        return tokenizer(batch, padding=True, truncation=True, max_length=32, return_tensors="pt")
+        return tokenizer(batch, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
 
     batches = [tokenised(timed[i : i + batch_size]) for i in range(0, len(timed), batch_size)]
     singles = [tokenised([p]) for p in timed[: args.latency_phrases]]

@@ -42,8 +42,8 @@ from hf_bertmap import WordMapper
 from hf_bertmap.arguments import DEFAULT_BACKBONE, DataArguments
 from hf_bertmap.backbones import resolve_backbone
 from hf_bertmap.calibration import fit_temperature
-from hf_bertmap.data import label_list_for, load_informal_eval, load_splits
-from hf_bertmap.metrics import load_metric
+from hf_bertmap.data import gold_ids, label_list_for, load_informal_eval, load_splits
+from hf_bertmap.metrics import word_mapping_scores
 from hf_bertmap.modeling_bertmap import masked_mean
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,21 +59,17 @@ EXAMPLES = {"fishy": "smell", "valuable": "value", "large": "size", "very chonky
 
 
 def score(probabilities: torch.Tensor, targets: list[list[str]], labels: list[str]) -> dict[str, float]:
-    """accuracy@1, accuracy@5, macro-F1 and ECE of `probabilities` (n, len(labels)) against gold words."""
-    label2id = {label: i for i, label in enumerate(labels)}
-    references = [[label2id[w] for w in words if w in label2id] for words in targets]
+    """accuracy@1, accuracy@5, macro-F1 and ECE of `probabilities` (n, len(labels)) against gold words (the
+    package's `word_mapping_scores`, as `train.py` and `bertmap evaluate` compute them)."""
+    references = [[gold for gold in row if gold >= 0] for row in gold_ids(targets, label_index(labels)).tolist()]
     top = probabilities.topk(min(K, probabilities.shape[-1]), dim=-1)
-    results = load_metric().compute(predictions=top.indices.tolist(), references=references, k=K,
-                                    confidences=top.values[:, 0].tolist())
-    return {"top1": round(results["accuracy"], 4), "top5": round(results["accuracy_at_k"], 4),
+    results = word_mapping_scores(top.indices.tolist(), top.values[:, 0].tolist(), references, K)
+    return {"top1": round(results["accuracy"], 4), "top5": round(results[f"accuracy_at_{K}"], 4),
             "macro_f1": round(results["macro_f1"], 4), "ece": round(results["ece"], 4), "n": len(targets)}
 
 
-def gold_ids(targets: list[list[str]], labels: list[str]) -> torch.Tensor:
-    label2id = {label: i for i, label in enumerate(labels)}
-    ids = [[label2id[w] for w in words if w in label2id] for words in targets]
-    width = max(1, max(len(row) for row in ids))
-    return torch.tensor([row + [-100] * (width - len(row)) for row in ids])
+def label_index(labels: list[str]) -> dict[str, int]:
+    return {label: i for i, label in enumerate(labels)}
 
 
 def zero_shot(backbone: str, labels: list[str], splits, informal) -> dict:
@@ -97,7 +93,7 @@ def zero_shot(backbone: str, labels: list[str], splits, informal) -> dict:
         return embed(list(dataset["phrase"])) @ label_embeddings.T
 
     validation = cosines(splits["validation"])
-    temperature = fit_temperature(validation, gold_ids(list(splits["validation"]["targets"]), labels))
+    temperature = fit_temperature(validation, gold_ids(list(splits["validation"]["targets"]), label_index(labels)))
     return {
         "temperature": round(temperature, 4),
         "test": score((cosines(splits["test"]) / temperature).softmax(-1), list(splits["test"]["targets"]), labels),
@@ -113,7 +109,7 @@ def embedding_knn(backbone: str, splits, informal, labels: list[str]) -> dict:
     start = time.perf_counter()
     keys = model.encode(list(splits["train"]["phrase"]), batch_size=128, normalize_embeddings=True,
                         convert_to_tensor=True)
-    golds = gold_ids(list(splits["train"]["targets"]), labels)
+    golds = gold_ids(list(splits["train"]["targets"]), label_index(labels))
     spread = torch.zeros(len(golds), len(labels)).scatter_add_(1, golds.clamp(min=0), (golds >= 0).float())
     spread = spread / spread.sum(dim=-1, keepdim=True).clamp(min=1)  # each phrase's golds share its vote
 
@@ -166,14 +162,16 @@ def top_words(probabilities: torch.Tensor, labels: list[str]) -> dict[str, str]:
 
 
 def single_token_files(work: Path, splits, tokenizer) -> list[str]:
-    """train.py flags naming train/validation/test files that keep only the single-token targets (the seed's
-    vocabulary head can output nothing else); phrases left with no target go."""
+    """train.py flags naming train/validation files that keep only the single-token targets (the seed's vocabulary
+    head can output nothing else); phrases left with no target go, and an empty validation file is left out
+    (train.py then carves one). The test split is scored by this script on all its golds."""
     vocab = tokenizer.get_vocab()
     flags = []
-    for split in ("train", "validation", "test"):
+    for split in ("train", "validation"):
         path = work / f"single_token_{split}.tsv"
-        write_pairs(path, splits[split], {w for words in splits[split]["targets"] for w in words if w not in vocab})
-        flags += [f"--{split}_file", str(path)]
+        other = {w for words in splits[split]["targets"] for w in words if w not in vocab}
+        if write_pairs(path, splits[split], other) or split == "train":
+            flags += [f"--{split}_file", str(path)]
     return flags
 
 
@@ -192,15 +190,15 @@ def train(output: Path, flags: list[str], log: Path) -> float:
 def evaluate_model(mapper: WordMapper, splits, informal) -> dict:
     """Test and informal scores, ECE before calibration, per-category informal top-1, abstention curves."""
     report, probabilities = {}, {}
-    calibrated = mapper.model.config.temperature
+    calibrated = mapper.decoder.config.temperature
     for name, dataset in (("test", splits["test"]), ("informal", informal)):
         probabilities[name] = mapper.predict_proba(list(dataset["phrase"]))
         report[name] = score(probabilities[name], list(dataset["targets"]), mapper.labels)
         report[name]["abstention"] = abstention_curve(probabilities[name], list(dataset["targets"]), mapper.labels)
-        mapper.model.config.temperature = 1.0
+        mapper.decoder.config.temperature = 1.0
         report[name]["ece_uncalibrated"] = score(mapper.predict_proba(list(dataset["phrase"])),
                                                  list(dataset["targets"]), mapper.labels)["ece"]
-        mapper.model.config.temperature = calibrated
+        mapper.decoder.config.temperature = calibrated
     report["temperature"] = calibrated
     categories = sorted(set(informal["category"]))
     top1 = top1_hits(probabilities["informal"], list(informal["targets"]), mapper.labels).tolist()
