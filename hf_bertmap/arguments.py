@@ -116,8 +116,6 @@ class DataArguments:
                 raise FileNotFoundError(f"--{name}: no such file: {path}")
             if os.path.splitext(path)[1].lower() not in (".csv", ".tsv", ".json", ".jsonl"):
                 raise ValueError(f"--{name}: {path} must be a .csv, .tsv, .json or .jsonl file")
-        if (self.validation_file or self.test_file) and not (self.train_file or self.dataset_name):
-            raise ValueError("--validation_file/--test_file need --train_file")
         for name in ("validation_split_percentage", "test_split_percentage"):
             if not 0 <= getattr(self, name) < 100:
                 raise ValueError(f"--{name} must be in [0, 100)")
@@ -161,9 +159,15 @@ class BertMapTrainingArguments(TrainingArguments):
         metadata={"help": "Peak learning rate of the new head (None: --learning_rate). A fresh head learns "
                   "faster than the pretrained encoder can safely move."},
     )
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={"help": "Stop after this many evaluations without a better metric_for_best_model (None: never)."},
+    )
     seed: int = field(default=42, metadata={"help": "Seed of the split, the augmentation and training."})
 
     def __post_init__(self):
+        if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
+            raise ValueError(f"--early_stopping_patience must be >= 1, got {self.early_stopping_patience}")
         if self.push_to_hub and self.hub_model_id is not None:
             try:  # refuse a bad repo id now, not after an hour of training
                 validate_repo_id(self.hub_model_id)

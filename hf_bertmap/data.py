@@ -69,9 +69,11 @@ def read_pair_file(path: str, cache_dir: str | None = None) -> Dataset:
         raise DataValidationError(f"{path}: the file is empty")
     if extension in (".csv", ".tsv") and len(lines) == 1:
         raise DataValidationError(f"{path}: no rows (a header alone is not data)")
+    # Every cell is text: only an empty cell is missing (pandas would read `NA`, `null`, `nan`, `None`... as missing).
+    text_cells = {"keep_default_na": False, "na_values": [""]}
     builder, kwargs = {
-        ".csv": ("csv", {}),
-        ".tsv": ("csv", {"delimiter": "\t"}),
+        ".csv": ("csv", text_cells),
+        ".tsv": ("csv", {"delimiter": "\t", **text_cells}),
         ".json": ("json", {}),
         ".jsonl": ("json", {}),
     }[extension]
@@ -123,7 +125,8 @@ def split_by_phrase(dataset: Dataset, validation_percentage: int, test_percentag
 
 def is_builtin(data_args) -> bool:
     """Whether `data_args` name no data, so the built-in WordNet data is used."""
-    return data_args.dataset_name is None and data_args.train_file is None
+    files = (data_args.train_file, data_args.validation_file, data_args.test_file)
+    return data_args.dataset_name is None and all(path is None for path in files)
 
 
 def load_splits(data_args, cache_dir: str | None = None, seed: int = 42) -> DatasetDict:
@@ -145,7 +148,7 @@ def load_splits(data_args, cache_dir: str | None = None, seed: int = 42) -> Data
     phrase_column = "phrase" if builtin else data_args.phrase_column
     target_column = "target" if builtin else data_args.target_column
 
-    if "train" not in raw:
+    if "train" not in raw and data_args.dataset_name is not None:
         raise DataValidationError(f"{data_args.dataset_name}: no 'train' split; it has {list(raw)}")
     grouped = {}
     for split, dataset in raw.items():
@@ -153,6 +156,9 @@ def load_splits(data_args, cache_dir: str | None = None, seed: int = 42) -> Data
             continue
         validate_pairs(dataset, sources[split], phrase_column, target_column)
         grouped[split] = group_by_phrase(dataset, phrase_column, target_column, data_args.lowercase)
+    if "train" not in grouped:  # only --validation_file/--test_file: evaluating a trained model
+        grouped["train"] = group_by_phrase(Dataset.from_dict({"phrase": [], "target": []}), "phrase", "target",
+                                           data_args.lowercase)
 
     missing = [split for split in ("validation", "test") if split not in grouped]
     if missing:

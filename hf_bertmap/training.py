@@ -15,7 +15,15 @@ import datasets
 import torch
 import transformers
 from huggingface_hub import HfApi, get_token
-from transformers import AutoConfig, AutoModel, AutoTokenizer, HfArgumentParser, TrainerCallback, set_seed
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoTokenizer,
+    EarlyStoppingCallback,
+    HfArgumentParser,
+    TrainerCallback,
+    set_seed,
+)
 from transformers.trainer_utils import get_last_checkpoint
 
 from .arguments import BertMapTrainingArguments, DataArguments, ModelArguments
@@ -66,7 +74,8 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     # 2. Data: every bad input is reported before a model is loaded or anything is written.
     splits = load_splits(data_args, cache_dir=model_args.cache_dir, seed=training_args.seed)
     if training_args.do_train and len(splits["train"]) == 0:
-        raise ValueError("No training phrases (is --max_train_samples 0?); nothing to train on")
+        raise ValueError("No training phrases (is --max_train_samples 0, or --train_file missing? "
+                         "--do_train false only evaluates); nothing to train on")
 
     # 3. Model, tokenizer and decoding step: a new head on a backbone, or a bertmap checkpoint to train on.
     mapper = load_mapper(model_args, data_args, splits, training_args.do_train)
@@ -83,12 +92,13 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
         model=mapper.model,
         args=training_args,
         train_dataset=tokenized["train"] if training_args.do_train else None,
-        eval_dataset=tokenized["validation"] if training_args.do_eval and training_args.do_train else None,
+        eval_dataset=tokenized["validation"],
         processing_class=mapper.tokenizer,
         data_collator=WordMappingCollator(mapper.tokenizer),
         compute_metrics=build_compute_metrics(k=TOP_K),
         preprocess_logits_for_metrics=top_k_logits(TOP_K),
-        callbacks=callbacks,
+        callbacks=list(callbacks or []) + ([EarlyStoppingCallback(training_args.early_stopping_patience)]
+                                           if training_args.early_stopping_patience else []),
     )
     if training_args.push_to_hub and training_args.hub_revision and trainer.is_world_process_zero():
         HfApi().create_branch(trainer.hub_model_id, branch=training_args.hub_revision, exist_ok=True,
@@ -160,6 +170,9 @@ def load_mapper(model_args: ModelArguments, data_args: DataArguments, splits: da
             check_vocab_targets(splits, tokenizer)
         return WordMapper(model, tokenizer, source_folder=path if os.path.isdir(path) else None)
 
+    if not do_train:
+        raise ValueError(f"--do_train false evaluates a trained model: {model_args.model_name_or_path} is not a "
+                         "bertmap model (its config's model_type is not 'bertmap')")
     if model_args.head == "vocab":
         check_vocab_targets(splits, tokenizer)
     label_names = label_list_for(model_args.head, splits["train"], tokenizer)

@@ -1,5 +1,6 @@
 """Data pipeline: reading, validation errors, grouping, phrase-disjoint splits, augmentation, collation."""
 
+import json
 import random
 
 import pytest
@@ -277,3 +278,31 @@ def test_no_evaluation_phrase_reaches_the_training_data(tokenizer, tmp_path):
     evaluation = set(load_informal_eval()["phrase"]) | {"fishy", "chonky", "very chonky"}
     assert not evaluation & set(tokenized["train"]["phrase"])
     assert len(tokenized["train"]) > 2 * len(splits["train"])  # modifier, comparative and misspelt copies
+
+
+@pytest.mark.parametrize("extension", [".csv", ".tsv", ".jsonl"])
+def test_every_cell_is_text_even_words_pandas_reads_as_missing(tmp_path, extension):
+    words = ["null", "NA", "nan", "None", "N/A", "NULL"]
+    rows = [(word, target) for word, target in zip(words, reversed(words))]
+    path = tmp_path / f"pairs{extension}"
+    if extension == ".jsonl":
+        path.write_text("".join(json.dumps({"phrase": p, "target": t}) + "\n" for p, t in rows))
+    else:
+        write_pairs(path, rows) if extension == ".csv" else path.write_text(
+            "phrase\ttarget\n" + "".join(f"{p}\t{t}\n" for p, t in rows))
+    splits = load_splits(DataArguments(train_file=str(path), validation_split_percentage=0, test_split_percentage=0,
+                                       lowercase=False))
+    assert dict(zip(splits["train"]["phrase"], splits["train"]["targets"])) == {p: [t] for p, t in rows}
+
+
+def test_an_empty_cell_is_still_refused_naming_the_row(tmp_path):
+    path = tmp_path / "pairs.csv"
+    path.write_text("phrase,target\nnull,size\n,size\n")
+    with pytest.raises(DataValidationError, match=r"pairs.csv, row 2: empty phrase \(column 'phrase'\)"):
+        load_splits(DataArguments(train_file=str(path)))
+
+
+def test_a_test_file_alone_gives_empty_training_and_validation_splits(pair_files):
+    splits = load_splits(DataArguments(test_file=str(pair_files["test"])))
+    assert len(splits["train"]) == len(splits["validation"]) == 0
+    assert len(splits["test"]) == len(pair_files["test"].read_text().splitlines()) - 1

@@ -24,7 +24,9 @@ PHRASES = ["large", "very hot", "fishy"]
 
 
 def hub_env(hub: LocalHub, home: Path, token: bool = True, **extra) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_") and k != "PYTHONPATH"}
+    # The hub tests set what they need themselves: no HF_* or TRANSFORMERS_OFFLINE setting of the caller leaks in.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("HF_") and k not in ("PYTHONPATH", "TRANSFORMERS_OFFLINE")}
     env.update(HF_ENDPOINT=hub.url, HF_HUB_DISABLE_XET="1", HF_HOME=str(home), HF_HUB_DISABLE_TELEMETRY="1",
                HF_MODULES_CACHE=str(home / "modules"), TOKENIZERS_PARALLELISM="false")
     if token:

@@ -235,3 +235,41 @@ def test_preprocessing_is_cached_and_reused_by_the_next_run(tiny_backbone, pair_
     assert len(calls) == 2, "other arguments make another cache entry"
     main(train_args(tiny_backbone, pair_files, tmp_path / "d", *flags, "--overwrite_cache", "true"))
     assert len(calls) == 3
+
+
+def test_a_trained_model_is_evaluated_on_a_file_without_training(tiny_backbone, pair_files, tmp_path):
+    main(train_args(tiny_backbone, pair_files, tmp_path / "model", "--num_train_epochs", "1"))
+    results = main(["--model_name_or_path", str(tmp_path / "model"), "--do_train", "false", "--do_eval", "false",
+                    "--test_file", str(pair_files["test"]), "--output_dir", str(tmp_path / "eval"),
+                    "--use_cpu", "true"])
+    mapper = WordMapper.from_pretrained(tmp_path / "model")
+    rows = [line.split(",") for line in pair_files["test"].read_text().splitlines()[1:]]
+    expected = mapper.evaluate([p for p, _ in rows], [[t] for _, t in rows])
+    assert results["test_accuracy"] == pytest.approx(expected["accuracy"]) and "train_loss" not in results
+    assert json.loads((tmp_path / "eval" / "test_results.json").read_text())["test_accuracy"] == results["test_accuracy"]
+    with pytest.raises(ValueError, match="--do_train false evaluates a trained model"):
+        main(["--model_name_or_path", str(tiny_backbone), "--do_train", "false", "--test_file",
+              str(pair_files["test"]), "--output_dir", str(tmp_path / "x"), "--use_cpu", "true"])
+
+
+def test_early_stopping_and_extra_callbacks(tiny_backbone, pair_files, tmp_path):
+    from transformers import TrainerCallback
+
+    class CountEvaluations(TrainerCallback):
+        evaluations = 0
+
+        def on_evaluate(self, args, state, control, **kwargs):
+            CountEvaluations.evaluations += 1
+
+    main(train_args(tiny_backbone, pair_files, tmp_path / "out", "--num_train_epochs", "30", "--learning_rate",
+                    "0", "--head_learning_rate", "0", "--early_stopping_patience", "2"),
+         callbacks=[CountEvaluations()])
+    state = json.loads((tmp_path / "out" / "trainer_state.json").read_text())
+    assert CountEvaluations.evaluations == 3 and state["epoch"] == 3.0  # nothing improves after the first
+
+
+def test_report_to_tensorboard_writes_event_files_offline(tiny_backbone, pair_files, tmp_path):
+    pytest.importorskip("tensorboard")
+    main(train_args(tiny_backbone, pair_files, tmp_path / "out", "--num_train_epochs", "1", "--report_to",
+                    "tensorboard"))
+    assert list((tmp_path / "out" / "runs").rglob("events.out.tfevents.*"))  # runs/ moved into the final folder
