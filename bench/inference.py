@@ -1,7 +1,8 @@
-"""Inference speed of `WordMapper.predict`, `pipeline("word-mapping")`, a sentence-transformers-style baseline
-(mean-pooled embedding, cosine to the label-name embeddings) and the bare encoder forward on pre-tokenised input
-(the framework's limit), side by side in one run; plus dynamic int8 quantisation's speed-up and its top-1
-agreement with fp32 on the WordNet test split.
+"""Inference speed of `WordMapper.predict` (PyTorch, ONNX Runtime fp32 and int8), `pipeline("word-mapping")`, a
+sentence-transformers-style baseline (mean-pooled embedding, cosine to the label-name embeddings), the real
+`sentence-transformers` `encode` on the same encoder (a peer: embeddings only, no words), and the bare forward on
+pre-tokenised input (the framework's limit), side by side in one run; plus PyTorch dynamic int8 quantisation, and
+each variant's top-1 agreement with PyTorch fp32 `predict` on the WordNet test split.
 
     python bench/inference.py --model bertmap-attributes      # a trained model folder (python train.py)
     python bench/inference.py --smoke --model PATH            # a few iterations, for the test suite
@@ -14,6 +15,7 @@ import argparse
 import json
 import platform
 import statistics
+import tempfile
 import time
 
 import torch
@@ -81,11 +83,28 @@ def main() -> None:
         embeddings = masked_mean(model.encoder(**inputs).last_hidden_state, inputs["attention_mask"])
         return (torch.nn.functional.normalize(embeddings, dim=-1) @ label_embeddings.T).argmax(-1)
 
+    work = tempfile.TemporaryDirectory()
+    mapper.export_onnx(work.name, int8=True)
+    onnx_fp32 = WordMapper.from_pretrained(work.name, backend="onnx")
+    onnx_int8 = WordMapper.from_pretrained(work.name, backend="onnx", onnx_file="model_int8.onnx")
     systems = {
         "predict": lambda batch: mapper.predict(batch, top_k=1, batch_size=batch_size),
+        "onnx_fp32_predict": lambda batch: onnx_fp32.predict(batch, top_k=1, batch_size=batch_size),
+        "onnx_int8_predict": lambda batch: onnx_int8.predict(batch, top_k=1, batch_size=batch_size),
         "pipeline": lambda batch: word_pipeline(batch, top_k=1, batch_size=len(batch)),
         "embedding_nearest_label": nearest_label,
     }
+    try:  # the peer: sentence-transformers' own encode on the same encoder weights (saved as a plain encoder)
+        from sentence_transformers import SentenceTransformer, models
+
+        model.encoder.save_pretrained(f"{work.name}/encoder")
+        tokenizer.save_pretrained(f"{work.name}/encoder")
+        transformer = models.Transformer(f"{work.name}/encoder", max_seq_length=max_length)
+        pooling = models.Pooling(transformer.get_word_embedding_dimension(), pooling_mode="mean")
+        sentence_model = SentenceTransformer(modules=[transformer, pooling], device="cpu")
+        systems["sentence_transformers_encode"] = lambda batch: sentence_model.encode(batch, batch_size=batch_size)
+    except ImportError:
+        print("sentence-transformers is not installed (pip install \".[bench]\"): its row is skipped")
     results = {"model": args.model, "threads": torch.get_num_threads(), "torch": torch.__version__,
                "machine": platform.machine(), "batch_size": batch_size}
 
@@ -124,21 +143,32 @@ def main() -> None:
         results["predict"]["p50_ms_batch1"] / results["bare_forward"]["p50_ms_batch1"], 3)
 
     quantized = int8_copy(mapper)
-    fp32_speed = phrases_per_s(lambda b: mapper.predict(b, batch_size=batch_size), timed, batch_size, args.repeats)
+    fp32_speed = results["predict"]["phrases_per_s_batch64"]
     int8_speed = phrases_per_s(lambda b: quantized.predict(b, batch_size=batch_size), timed, batch_size, args.repeats)
     agreement_phrases = phrases[: 64] if args.smoke else phrases
     fp32_top1 = mapper.predict_proba(agreement_phrases).argmax(-1)
-    int8_top1 = quantized.predict_proba(agreement_phrases).argmax(-1)
     results["int8_speedup_batch64"] = round(int8_speed / fp32_speed, 3)
-    results["int8_top1_agreement"] = round(float((fp32_top1 == int8_top1).float().mean()), 4)
+    results["int8_top1_agreement"] = round(float((fp32_top1 == quantized.predict_proba(agreement_phrases).argmax(-1))
+                                                 .float().mean()), 4)
     results["int8_agreement_phrases"] = len(agreement_phrases)
+    for name, variant in (("onnx_fp32", onnx_fp32), ("onnx_int8", onnx_int8)):
+        row = results[f"{name}_predict"]
+        row["top1_agreement"] = round(float((fp32_top1 == variant.predict_proba(agreement_phrases).argmax(-1))
+                                            .float().mean()), 4)
+        row["speedup_batch64"] = round(row["phrases_per_s_batch64"] / fp32_speed, 3)
+        row["p50_speedup_batch1"] = round(results["predict"]["p50_ms_batch1"] / row["p50_ms_batch1"], 3)
+    work.cleanup()
 
     print(f"{'system':<26}{'phrases/s @64':>14}{'p50 ms @1':>11}{'p95 ms @1':>11}")
     for name in ("bare_forward", *systems):
         row = results[name]
         print(f"{name:<26}{row['phrases_per_s_batch64']:>14.1f}{row['p50_ms_batch1']:>11.2f}{row['p95_ms_batch1']:>11.2f}")
-    print(f"int8 dynamic quantisation: {results['int8_speedup_batch64']}x at batch 64, "
+    print(f"PyTorch int8 dynamic quantisation: {results['int8_speedup_batch64']}x at batch 64, "
           f"top-1 agreement {results['int8_top1_agreement']:.2%} on {len(agreement_phrases)} test phrases")
+    for name in ("onnx_fp32", "onnx_int8"):
+        row = results[f"{name}_predict"]
+        print(f"{name}: {row['speedup_batch64']}x PyTorch predict at batch 64, p50 {row['p50_speedup_batch1']}x "
+              f"faster at batch 1, top-1 agreement {row['top1_agreement']:.2%}")
     print(json.dumps(results))
 
 

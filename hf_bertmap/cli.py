@@ -1,5 +1,5 @@
-"""The `bertmap` command: `bertmap predict MODEL PHRASE...`, `bertmap evaluate MODEL --file FILE` and
-`bertmap train [train.py flags]`."""
+"""The `bertmap` command: `bertmap predict MODEL PHRASE...`, `bertmap evaluate MODEL --file FILE`,
+`bertmap export MODEL OUTPUT_DIR` and `bertmap train [train.py flags]`."""
 
 import argparse
 import json
@@ -22,7 +22,17 @@ def _read_phrases(args: argparse.Namespace) -> list[str]:
 def _load(args: argparse.Namespace):
     from .inference import WordMapper
 
+    if args.backend == "onnx":
+        return WordMapper.from_pretrained(args.model, backend="onnx")
     return WordMapper.from_pretrained(args.model, revision=args.revision, device=args.device)
+
+
+def export(args: argparse.Namespace) -> None:
+    """Write the model folder and its ONNX export into OUTPUT_DIR."""
+    from .inference import WordMapper
+
+    written = WordMapper.from_pretrained(args.model, revision=args.revision).export_onnx(args.output_dir, args.int8)
+    print(f"{args.output_dir}: " + ", ".join(written) + " (load with backend='onnx' or --backend onnx)")
 
 
 def predict(args: argparse.Namespace) -> None:
@@ -92,17 +102,21 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--top-k", type=int, default=5, help="k of accuracy@k")
     e.add_argument("--json", action="store_true", help="print the metrics as one JSON line")
     e.add_argument("--predictions", help="also write each phrase's golds and top-k words to this JSON Lines file")
+    x = commands.add_parser("export", help="export a model to ONNX for serving with --backend onnx")
+    x.add_argument("model", help="a trained model folder or Hub id")
+    x.add_argument("output_dir", help="where the model folder and model.onnx are written")
+    x.add_argument("--int8", action="store_true", help="also write model_int8.onnx (dynamic int8 weights)")
+    x.add_argument("--revision", default=None, help="branch, tag or commit of a Hub model")
     for sub in (p, e):
         sub.add_argument("--min-score", type=float, default=None,
                          help="no word when the best one's probability is below this (default: the model's)")
         sub.add_argument("--batch-size", type=int, default=64)
         sub.add_argument("--device", default=None, help="where to run the model, e.g. cuda or cpu")
         sub.add_argument("--revision", default=None, help="branch, tag or commit of a Hub model")
+        sub.add_argument("--backend", choices=("torch", "onnx"), default="torch",
+                         help="onnx: run a folder written by `bertmap export` in ONNX Runtime")
     args = parser.parse_args(argv)
-    if args.command == "evaluate":
-        evaluate(args)
-    else:
-        predict(args)
+    {"evaluate": evaluate, "export": export, "predict": predict}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from .decoding_bertmap import HUB_KWARGS, PhraseMemory, WordMappingDecoder, chec
 from .metrics import word_mapping_scores
 from .model_card import CARD_CONTEXT_FILE, load_card_context, render_model_card
 from .modeling_bertmap import BertForWordMapping
+from .onnx_backend import ONNX_FILE, OnnxWordMapping, export_onnx
 from .pipeline_bertmap import WordMappingPipeline
 
 WEIGHTS_FILE = "model.safetensors"
@@ -87,14 +88,20 @@ class WordMapper:
 
     @classmethod
     def from_pretrained(cls, model_name_or_path: str | os.PathLike, device: str | None = None,
-                        allow_pickle: bool = False, **kwargs) -> "WordMapper":
+                        allow_pickle: bool = False, backend: str = "torch", onnx_file: str = ONNX_FILE,
+                        **kwargs) -> "WordMapper":
         """Load a saved or pushed word mapper (folder or Hub id; `revision=` pins a branch or commit).
 
         Only safetensors weights are loaded unless `allow_pickle=True`. File-locating keywords (`revision`,
         `token`, `cache_dir`, `local_files_only`...) go to the tokenizer and the model (with its decoding step); the
-        others (`dtype=torch.bfloat16`, `device_map`...) to the model only.
+        others (`dtype=torch.bfloat16`, `device_map`...) to the model only. `backend="onnx"` runs a folder written
+        by `export_onnx` (its `onnx_file`) in ONNX Runtime on the CPU, with the same decoding step.
         """
         path = str(model_name_or_path)
+        if backend == "onnx":
+            return cls(OnnxWordMapping(path, onnx_file), AutoTokenizer.from_pretrained(path))
+        if backend != "torch":
+            raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
         if os.path.isdir(path):
             check_model_folder(path, allow_pickle)
         hub_kwargs = {key: kwargs.pop(key) for key in HUB_KWARGS if key in kwargs}
@@ -109,6 +116,8 @@ class WordMapper:
         """Write the model (with its decoding step), tokenizer and `word-mapping` pipeline code; with results from
         training, also the card (rendered for `repo_id`) and the `*_results.json` files."""
         save_directory = str(save_directory)
+        if isinstance(self.model, OnnxWordMapping):
+            raise ValueError("save_pretrained needs the PyTorch model: load it without backend='onnx'")
         WordMappingPipeline(model=self.model, tokenizer=self.tokenizer).save_pretrained(save_directory)
         source = self.source_folder
         if source is None or os.path.abspath(source) == os.path.abspath(save_directory):
@@ -121,6 +130,12 @@ class WordMapper:
             repo_id = repo_id or os.path.basename(os.path.abspath(save_directory))
             card = render_model_card(self.model.config, self.decoder.config, repo_id=repo_id, **context)
             card.save(os.path.join(save_directory, "README.md"))
+
+    def export_onnx(self, output_dir: str | os.PathLike, int8: bool = False) -> list[str]:
+        """Save this mapper into `output_dir` and export its network to ONNX there (`model.onnx`; with `int8`, also
+        `model_int8.onnx`), ready for `WordMapper.from_pretrained(output_dir, backend="onnx")`."""
+        self.save_pretrained(output_dir)
+        return export_onnx(self.model, self.tokenizer, output_dir, int8=int8)
 
     def push_to_hub(self, repo_id: str, private: bool | None = None, revision: str | None = None,
                     commit_message: str = "Upload word mapper with hf_bertmap", token: str | None = None,
@@ -216,7 +231,8 @@ class WordMapper:
         was_training = self.model.training
         self.model.eval()
         chunks = [pooled.cpu() for _, _, pooled in self.forward(phrases, batch_size, normalized)]
-        self.model.train(was_training)
+        if was_training:
+            self.model.train()
         return torch.cat(chunks) if chunks else torch.empty(0, self.model.config.encoder_config.hidden_size)
 
     def predict_proba(self, phrases: list[str], batch_size: int = 64) -> torch.Tensor:

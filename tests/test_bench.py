@@ -26,12 +26,15 @@ def test_train_throughput_smoke(tiny_backbone, tmp_path):
 
 def test_inference_smoke(saved_model, tmp_path):
     results = run_bench("inference.py", "--model", str(saved_model), cwd=tmp_path)
-    for system in ("bare_forward", "predict", "pipeline", "embedding_nearest_label"):
+    for system in ("bare_forward", "predict", "onnx_fp32_predict", "onnx_int8_predict", "pipeline",
+                   "embedding_nearest_label", "sentence_transformers_encode"):
         row = results[system]
         assert row["phrases_per_s_batch64"] > 0 and 0 < row["p50_ms_batch1"] <= row["p95_ms_batch1"], system
     assert results["phrases_per_s_batch64"] == results["predict"]["phrases_per_s_batch64"]
     assert results["predict_over_forward_batch64"] > 0 and results["predict_p50_over_forward_p50"] > 0
     assert results["int8_speedup_batch64"] > 0 and 0.0 <= results["int8_top1_agreement"] <= 1.0
+    for system in ("onnx_fp32_predict", "onnx_int8_predict"):
+        assert 0.0 <= results[system]["top1_agreement"] <= 1.0 and results[system]["speedup_batch64"] > 0
 
 
 def test_default_run_smoke(tiny_backbone, tmp_path):

@@ -1,0 +1,108 @@
+"""Serving with ONNX Runtime: export a trained word mapper's network (encoder, pooling, head) to ONNX, and run it
+in place of the PyTorch model behind the same `WordMapper` and the same decoding step, so the answers are the same
+words.
+
+    bertmap export bertmap-attributes bertmap-onnx [--int8]
+    WordMapper.from_pretrained("bertmap-onnx", backend="onnx")
+
+Needs `pip install "hf_bertmap[onnx]"` (onnxruntime, and onnx for the export).
+"""
+
+import os
+
+import torch
+from torch import nn
+
+from .configuration_bertmap import BertMapConfig
+from .decoding_bertmap import WordMappingDecoder
+from .modeling_bertmap import BertForWordMapping, WordMappingOutput
+
+ONNX_FILE = "model.onnx"
+INT8_FILE = "model_int8.onnx"
+OPSET = 17
+
+
+def require_onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ImportError('the ONNX backend needs onnxruntime: pip install "hf_bertmap[onnx]"') from None
+    return onnxruntime
+
+
+class _Network(nn.Module):
+    """The exported graph: (input_ids, attention_mask) -> (logits, pooled_output)."""
+
+    def __init__(self, model: BertForWordMapping):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        outputs = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        return outputs.logits, outputs.pooled_output
+
+
+def export_onnx(model: BertForWordMapping, tokenizer, output_dir: str | os.PathLike, int8: bool = False) -> list[str]:
+    """Write `model.onnx` (and, with `int8`, `model_int8.onnx`: dynamic int8 weights of the MatMul layers) into
+    `output_dir`, which must already hold the saved model folder (config, tokenizer, decoding step). Returns the
+    files written."""
+    output_dir = str(output_dir)
+    model = model.eval().float()
+    sample = tokenizer(["very chonky", "large"], padding=True, return_tensors="pt")
+    path = os.path.join(output_dir, ONNX_FILE)
+    with torch.no_grad():  # the wrapper in eval mode: the exporter restores its mode, and so the model's, afterwards
+        torch.onnx.export(
+            _Network(model).eval(), (sample["input_ids"], sample["attention_mask"]), path,
+            input_names=["input_ids", "attention_mask"], output_names=["logits", "pooled_output"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
+                          "logits": {0: "batch"}, "pooled_output": {0: "batch"}},
+            opset_version=OPSET, dynamo=False,
+        )
+    written = [ONNX_FILE]
+    if int8:
+        require_onnxruntime()
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        quantize_dynamic(path, os.path.join(output_dir, INT8_FILE), weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul"])
+        written.append(INT8_FILE)
+    return written
+
+
+class OnnxWordMapping:
+    """Runs an exported word mapper in ONNX Runtime and answers like `BertForWordMapping`: `__call__` returns a
+    `WordMappingOutput` with `logits` and `pooled_output`; `config` and `decoder` are the saved ones."""
+
+    training = False
+    device = torch.device("cpu")
+
+    def __init__(self, folder: str, file: str = ONNX_FILE, threads: int | None = None):
+        onnxruntime = require_onnxruntime()
+        path = os.path.join(folder, file)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{folder}: no {file}; write it with `bertmap export MODEL {folder}`")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.config = BertMapConfig.from_pretrained(folder)
+        self.decoder = WordMappingDecoder.from_pretrained(folder)
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs) -> WordMappingOutput:
+        logits, pooled = self.session.run(None, {"input_ids": input_ids.numpy().astype("int64"),
+                                                 "attention_mask": attention_mask.numpy().astype("int64")})
+        return WordMappingOutput(logits=torch.from_numpy(logits), pooled_output=torch.from_numpy(pooled))
+
+    def eval(self) -> "OnnxWordMapping":
+        return self
+
+    def train(self, mode: bool = True) -> "OnnxWordMapping":
+        if mode:
+            raise ValueError("an ONNX word mapper cannot be trained")
+        return self
+
+    def add_labels(self, *args, **kwargs):
+        raise ValueError("add_labels needs the PyTorch model: load it without backend='onnx', then export again")
+
+
+__all__ = ["export_onnx", "OnnxWordMapping", "ONNX_FILE", "INT8_FILE"]
