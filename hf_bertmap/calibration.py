@@ -3,10 +3,13 @@
 - temperature scaling: one scalar `T` that divides the logits so that the softmax probabilities are calibrated;
   the argmax (and so accuracy) does not change, only how much the probabilities can be trusted (abstention with
   `min_score` relies on them);
-- the memory weight: how much of the nearest stored phrases' vote to mix in, chosen by accuracy@1 (then @k).
+- the memory weight: how much of the nearest stored phrases' vote to mix in, chosen by accuracy@1 (then @k);
+  with a memory, the temperature is fitted for each weight on the mixed probabilities, which are what users get.
 
 Both are stored in the `DecodingConfig`.
 """
+
+import math
 
 import torch
 
@@ -64,17 +67,63 @@ def top_k_hits(probabilities: torch.Tensor, labels: torch.Tensor, k: int) -> tup
     return float(hits[:, 0].float().mean()), float(hits.any(dim=-1).float().mean())
 
 
-def choose_memory_weight(decoder: WordMappingDecoder, logits: torch.Tensor, embeddings: torch.Tensor,
-                         phrases: list[str], labels: torch.Tensor, weights=MEMORY_WEIGHTS,
-                         k: int = 5) -> tuple[float, dict[float, tuple[float, float]]]:
-    """The weight in `weights` whose decoded probabilities score best (accuracy@1, then @k, then the smaller
-    weight) on the validation `logits`, pooled `embeddings` and normalised `phrases`; and every weight's scores."""
+def decoded_nll(probabilities: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean negative log of the probability mass on each row's golds (rows without a gold are ignored)."""
+    gold = multi_hot(labels, probabilities.shape[-1]).bool()
+    has_gold = gold.any(dim=-1)
+    mass = (probabilities * gold).sum(dim=-1)[has_gold]
+    return float(-mass.clamp(min=1e-12).log().mean())
+
+
+def _golden_section_minimum(f, low: float, high: float, iterations: int = 40) -> float:
+    """The argument in [low, high] minimising a unimodal `f`."""
+    ratio = (5**0.5 - 1) / 2
+    a, b = low, high
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = f(c), f(d)
+    for _ in range(iterations):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = f(d)
+    return (a + b) / 2
+
+
+def fit_memory_weight(decoder: WordMappingDecoder, logits: torch.Tensor, embeddings: torch.Tensor,
+                      phrases: list[str], labels: torch.Tensor, weights=MEMORY_WEIGHTS, k: int = 5,
+                      calibrate: bool = True) -> tuple[float, float, dict[float, tuple[float, float]]]:
+    """Choose the memory weight (and, with `calibrate`, the temperature for it) on validation.
+
+    For each weight in `weights`, the temperature minimising the golds' negative log-likelihood under the decoded
+    probabilities (classifier and memory vote mixed, so the mixture is what gets calibrated); then the weight whose
+    decoded probabilities score best: accuracy@1, then @k, then the smaller weight. Without `calibrate` the
+    decoder's temperature stays. Returns (weight, temperature, {weight: (accuracy@1, accuracy@k)}).
+    """
     labels = torch.as_tensor(labels).long()
     if labels.dim() == 1:
         labels = labels.unsqueeze(-1)
-    scores = {weight: top_k_hits(decoder.probabilities(logits, embeddings, phrases, memory_weight=weight), labels, k)
-              for weight in weights}
-    return max(weights, key=lambda weight: (scores[weight], -weight)), scores
+    config, kept = decoder.config, decoder.config.temperature
+    fits = {}
+    try:
+        for weight in weights:
+            def nll(log_temperature: float, weight=weight) -> float:
+                config.temperature = math.exp(log_temperature)
+                return decoded_nll(decoder.probabilities(logits, embeddings, phrases, memory_weight=weight), labels)
+
+            if calibrate:
+                config.temperature = math.exp(_golden_section_minimum(
+                    nll, math.log(MIN_TEMPERATURE), math.log(MAX_TEMPERATURE)))
+            probabilities = decoder.probabilities(logits, embeddings, phrases, memory_weight=weight)
+            fits[weight] = (config.temperature, top_k_hits(probabilities, labels, k))
+    finally:
+        config.temperature = kept
+    best = max(weights, key=lambda weight: (fits[weight][1], -weight))
+    return best, fits[best][0], {weight: hits for weight, (_, hits) in fits.items()}
 
 
-__all__ = ["fit_temperature", "gold_log_likelihood", "choose_memory_weight", "top_k_hits", "MEMORY_WEIGHTS"]
+__all__ = ["fit_temperature", "fit_memory_weight", "gold_log_likelihood", "decoded_nll", "top_k_hits",
+           "MEMORY_WEIGHTS"]

@@ -28,7 +28,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from .arguments import BertMapTrainingArguments, DataArguments, ModelArguments
 from .backbones import hub_id, resolve_backbone
-from .calibration import choose_memory_weight, fit_temperature
+from .calibration import fit_memory_weight, fit_temperature
 from .configuration_bertmap import BertMapConfig
 from .data import (
     WordMappingCollator,
@@ -208,8 +208,9 @@ def build_model(model_args: ModelArguments, label_names: list[str], path: str, h
 
 
 def fit_decoding(mapper: WordMapper, splits: datasets.DatasetDict, model_args: ModelArguments) -> dict[str, float]:
-    """Store the training phrases in the memory, then, from one pass over the validation phrases, fit the
-    temperature and choose the memory weight. Returns what was fitted and measured."""
+    """Store the training phrases in the memory, then, from one pass over the validation phrases, choose the memory
+    weight and fit the temperature of the decoded (mixed) probabilities. Returns what was fitted and measured: the
+    validation ECE before calibration is that of the plain classifier at temperature 1."""
     decoder, results = mapper.decoder, {}
     label2id = mapper.model.config.label2id
     if model_args.memory and mapper.model.config.head == "labels":
@@ -228,16 +229,24 @@ def fit_decoding(mapper: WordMapper, splits: datasets.DatasetDict, model_args: M
         pooled.append(batch_pooled.cpu())
     logits, pooled = torch.cat(logits), torch.cat(pooled)
     golds = gold_ids(list(validation["targets"]), label2id)
-    if model_args.calibrate and (golds >= 0).any():
-        decoder.config.temperature = fit_temperature(logits, golds)
-        results.update(temperature=decoder.config.temperature,
-                       eval_ece_before_calibration=calibration_error(logits, golds),
-                       eval_ece_after_calibration=calibration_error(logits / decoder.config.temperature, golds))
+    if not (golds >= 0).any():
+        return results
+    before = logits.softmax(dim=-1)
     if decoder.memory is not None:
-        weight, scores = choose_memory_weight(decoder, logits, pooled, texts, golds, k=TOP_K)
-        decoder.config.memory_weight = weight
+        weight, temperature, scores = fit_memory_weight(decoder, logits, pooled, texts, golds, k=TOP_K,
+                                                        calibrate=model_args.calibrate)
+        decoder.config.memory_weight, decoder.config.temperature = weight, temperature
         results.update(memory_weight=weight, eval_accuracy_without_memory=scores[0.0][0],
                        eval_accuracy_with_memory=scores[weight][0])
+    elif model_args.calibrate:
+        decoder.config.temperature = fit_temperature(logits, golds)
+    else:
+        return results
+    if model_args.calibrate:
+        after = decoder.probabilities(logits, pooled, texts)
+        results.update(temperature=decoder.config.temperature,
+                       eval_ece_before_calibration=calibration_error(before.clamp(min=1e-12).log(), golds),
+                       eval_ece_after_calibration=calibration_error(after.clamp(min=1e-12).log(), golds))
     return results
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from hf_bertmap import DecodingConfig, PhraseMemory, WordMappingDecoder
-from hf_bertmap.calibration import choose_memory_weight, fit_temperature, gold_log_likelihood
+from hf_bertmap.calibration import decoded_nll, fit_memory_weight, fit_temperature, gold_log_likelihood
 from hf_bertmap.metrics import calibration_error
 
 
@@ -52,6 +52,25 @@ def test_the_memory_weight_is_the_one_decoding_validation_best():
     memory = PhraseMemory(["a", "b"], torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1], [2]]))
     decoder = WordMappingDecoder(DecodingConfig(memory_neighbors=1), memory)
     logits = torch.tensor([[2.0, 1.5, 0.0], [2.0, 0.0, 1.2]])
-    weight, scores = choose_memory_weight(decoder, logits, torch.eye(2), ["c", "d"], torch.tensor([1, 2]), k=2)
-    assert scores[0.0] == (0.0, 1.0) and weight == 0.3  # the smallest weight that gets both right
+    weight, temperature, scores = fit_memory_weight(decoder, logits, torch.eye(2), ["c", "d"], torch.tensor([1, 2]),
+                                                    k=2, calibrate=False)
+    assert scores[0.0] == (0.0, 1.0) and weight == 0.3 and temperature == 1.0  # the smallest weight right on both
     assert all(scores[w][0] == 1.0 for w in (0.3, 0.4, 0.5, 0.6)) and scores[0.2][0] < 1.0
+    assert decoder.config.temperature == 1.0 and decoder.config.memory_weight == 0.0  # nothing set on the decoder
+
+
+def test_with_a_memory_the_temperature_fits_the_mixed_probabilities():
+    torch.manual_seed(0)
+    keys, golds = torch.randn(40, 8), torch.randint(0, 5, (40, 1))
+    decoder = WordMappingDecoder(DecodingConfig(memory_neighbors=5), PhraseMemory([f"p{i}" for i in range(40)],
+                                                                                  keys, golds))
+    embeddings, labels = torch.randn(200, 8), torch.randint(0, 5, (200,))
+    logits = 4 * torch.nn.functional.one_hot(labels, 5).float() + 3 * torch.randn(200, 5)  # overconfident
+    phrases = [f"q{i}" for i in range(200)]
+    weight, temperature, _ = fit_memory_weight(decoder, logits, embeddings, phrases, labels)
+
+    def nll(t: float) -> float:
+        decoder.config.temperature = t
+        return decoded_nll(decoder.probabilities(logits, embeddings, phrases, memory_weight=weight), labels)
+
+    assert temperature > 1.0 and nll(temperature) <= min(nll(temperature * 1.1), nll(temperature / 1.1))

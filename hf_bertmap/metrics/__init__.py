@@ -53,6 +53,7 @@ def word_mapping_scores(ranked: list[list[int]], confidences: list[float], refer
     """The `word_mapping` metric of decoded predictions: `accuracy` (top-1, any gold), `accuracy_at_{k}`,
     `macro_f1`, `ece` of the top probability, and `coverage`, the share of phrases whose top probability reaches
     `min_score` (the rest get no word)."""
+    confidences = [min(1.0, max(0.0, c)) for c in confidences]  # a sum of float32 shares can pass 1 by 1e-7
     results = load_metric().compute(predictions=ranked, references=references, k=k, confidences=confidences)
     coverage = sum(c >= min_score for c in confidences) / max(1, len(confidences))
     return {"accuracy": results["accuracy"], f"accuracy_at_{k}": results["accuracy_at_k"],
