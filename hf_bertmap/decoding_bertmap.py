@@ -228,13 +228,13 @@ class WordMappingDecoder:
     def select(self, probabilities: torch.Tensor, labels: list[str], top_k: int | None = None,
                min_score: float | None = None) -> list[list[tuple[str, float]]]:
         """Per row, the `top_k` (word, probability) pairs best first, or `[]` when the best is below `min_score`
-        (defaults: the config's)."""
+        (defaults: the config's). Words of probability 0 are never listed (a stored phrase has only its words)."""
         top_k = self.config.top_k if top_k is None else top_k
         min_score = self.config.min_score if min_score is None else min_score
         check_decoding(min_score, top_k)
         scores, indices = probabilities.topk(min(top_k, probabilities.shape[-1]), dim=-1)
         return [
-            [(labels[i], float(s)) for s, i in zip(row_scores.tolist(), row_indices.tolist())]
+            [(labels[i], s) for s, i in zip(row_scores.tolist(), row_indices.tolist()) if s > 0]
             if row_scores[0] >= min_score else []
             for row_scores, row_indices in zip(scores, indices)
         ]

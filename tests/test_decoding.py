@@ -54,6 +54,13 @@ def test_select_gives_the_top_k_best_first_or_nothing_below_min_score():
         decoder.select(probabilities, LABELS, min_score=1.5)
 
 
+def test_words_of_probability_zero_are_never_listed():
+    decoder = WordMappingDecoder(DecodingConfig(memory_weight=0.4), memory())
+    probabilities = decoder.probabilities(LOGITS, EMBEDDINGS, ["tall", "fishy"])
+    assert decoder.select(probabilities, LABELS, top_k=3)[0] == [("height", 1.0)]  # a stored phrase: its word only
+    assert len(decoder.select(probabilities, LABELS, top_k=3)[1]) == 3
+
+
 def test_phrases_are_checked_and_normalised_like_training():
     decoder = WordMappingDecoder()
     assert decoder.normalize(["  Very   LARGE ", "olfactory_property"]) == ["very large", "olfactory property"]
