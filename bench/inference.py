@@ -84,7 +84,11 @@ def main() -> None:
         return (torch.nn.functional.normalize(embeddings, dim=-1) @ label_embeddings.T).argmax(-1)
 
     work = tempfile.TemporaryDirectory()
-    mapper.export_onnx(work.name, int8=True)
+    fp32_file = mapper.export_onnx(work.name)
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # measured here, not offered (below 99%)
+
+    quantize_dynamic(fp32_file, f"{work.name}/model_int8.onnx", weight_type=QuantType.QInt8,
+                     op_types_to_quantize=["MatMul"])
     onnx_fp32 = WordMapper.from_pretrained(work.name, backend="onnx")
     onnx_int8 = WordMapper.from_pretrained(work.name, backend="onnx", onnx_file="model_int8.onnx")
     systems = {

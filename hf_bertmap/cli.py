@@ -31,8 +31,8 @@ def export(args: argparse.Namespace) -> None:
     """Write the model folder and its ONNX export into OUTPUT_DIR."""
     from .inference import WordMapper
 
-    written = WordMapper.from_pretrained(args.model, revision=args.revision).export_onnx(args.output_dir, args.int8)
-    print(f"{args.output_dir}: " + ", ".join(written) + " (load with backend='onnx' or --backend onnx)")
+    path = WordMapper.from_pretrained(args.model, revision=args.revision).export_onnx(args.output_dir)
+    print(f"{path} written (serve it with --backend onnx, or backend='onnx' in Python)")
 
 
 def predict(args: argparse.Namespace) -> None:
@@ -105,7 +105,6 @@ def main(argv: list[str] | None = None) -> None:
     x = commands.add_parser("export", help="export a model to ONNX for serving with --backend onnx")
     x.add_argument("model", help="a trained model folder or Hub id")
     x.add_argument("output_dir", help="where the model folder and model.onnx are written")
-    x.add_argument("--int8", action="store_true", help="also write model_int8.onnx (dynamic int8 weights)")
     x.add_argument("--revision", default=None, help="branch, tag or commit of a Hub model")
     for sub in (p, e):
         sub.add_argument("--min-score", type=float, default=None,

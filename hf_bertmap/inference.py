@@ -131,11 +131,11 @@ class WordMapper:
             card = render_model_card(self.model.config, self.decoder.config, repo_id=repo_id, **context)
             card.save(os.path.join(save_directory, "README.md"))
 
-    def export_onnx(self, output_dir: str | os.PathLike, int8: bool = False) -> list[str]:
-        """Save this mapper into `output_dir` and export its network to ONNX there (`model.onnx`; with `int8`, also
-        `model_int8.onnx`), ready for `WordMapper.from_pretrained(output_dir, backend="onnx")`."""
+    def export_onnx(self, output_dir: str | os.PathLike) -> str:
+        """Save this mapper into `output_dir` and export its network to ONNX there (`model.onnx`), ready for
+        `WordMapper.from_pretrained(output_dir, backend="onnx")`; returns the ONNX file's path."""
         self.save_pretrained(output_dir)
-        return export_onnx(self.model, self.tokenizer, output_dir, int8=int8)
+        return export_onnx(self.model, self.tokenizer, output_dir)
 
     def push_to_hub(self, repo_id: str, private: bool | None = None, revision: str | None = None,
                     commit_message: str = "Upload word mapper with hf_bertmap", token: str | None = None,
