@@ -126,7 +126,7 @@ def embedding_knn(backbone: str, splits, informal, labels: list[str]) -> dict:
     return report
 
 
-def setfit_peer(backbone: str, splits, informal, labels: list[str], smoke: bool) -> dict:
+def setfit_peer(backbone: str, splits, informal, labels: list[str], smoke: bool, work: Path) -> dict:
     """SetFit: contrastive fine-tuning of the backbone on phrase pairs, then a logistic-regression head."""
     from datasets import Dataset
     from setfit import SetFitModel
@@ -137,8 +137,8 @@ def setfit_peer(backbone: str, splits, informal, labels: list[str], smoke: bool)
     train = Dataset.from_dict({"text": list(splits["train"]["phrase"]),
                                "label": [label2id[words[0]] for words in splits["train"]["targets"]]})
     model = SetFitModel.from_pretrained(backbone)
-    args = SetFitArguments(batch_size=32, num_epochs=1, num_iterations=1, max_steps=5 if smoke else -1, seed=42,
-                           report_to="none", show_progress_bar=False)
+    args = SetFitArguments(output_dir=str(work / "setfit"), batch_size=32, num_epochs=1, num_iterations=1,
+                           max_steps=5 if smoke else -1, seed=42, report_to="none", show_progress_bar=False)
     start = time.perf_counter()
     SetFitTrainer(model=model, args=args, train_dataset=train).train()
     wall = round(time.perf_counter() - start, 1)
@@ -333,9 +333,9 @@ def main() -> None:
               "labels": len(labels), "threads": torch.get_num_threads()}
     report["zero_shot"] = zero_shot(backbone, labels, splits, informal)
     report["embedding_knn"] = embedding_knn(backbone, splits, informal, labels)
-    report["setfit"] = setfit_peer(backbone, splits, informal, labels, args.smoke)
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
+        report["setfit"] = setfit_peer(backbone, splits, informal, labels, args.smoke, work)
         os.environ["HF_DATASETS_CACHE"] = str(work / "datasets-cache")  # no preprocessing cache hits
         seed_flags = SEED_DESIGN_FLAGS + single_token_files(work, splits, AutoTokenizer.from_pretrained(backbone))
         for name, flags in (("seed_design", seed_flags), ("default", [])):
