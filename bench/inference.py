@@ -155,6 +155,9 @@ def main() -> None:
     results["int8_top1_agreement"] = round(float((fp32_top1 == quantized.predict_proba(agreement_phrases).argmax(-1))
                                                  .float().mean()), 4)
     results["int8_agreement_phrases"] = len(agreement_phrases)
+    bf16 = WordMapper.from_pretrained(args.model, dtype=torch.bfloat16)  # what a GPU user loads first
+    results["bf16_top1_agreement"] = round(float((fp32_top1 == bf16.predict_proba(agreement_phrases).argmax(-1))
+                                                 .float().mean()), 4)
     for name, variant in (("onnx_fp32", onnx_fp32), ("onnx_int8", onnx_int8)):
         row = results[f"{name}_predict"]
         row["top1_agreement"] = round(float((fp32_top1 == variant.predict_proba(agreement_phrases).argmax(-1))
@@ -169,6 +172,7 @@ def main() -> None:
         print(f"{name:<26}{row['phrases_per_s_batch64']:>14.1f}{row['p50_ms_batch1']:>11.2f}{row['p95_ms_batch1']:>11.2f}")
     print(f"PyTorch int8 dynamic quantisation: {results['int8_speedup_batch64']}x at batch 64, "
           f"top-1 agreement {results['int8_top1_agreement']:.2%} on {len(agreement_phrases)} test phrases")
+    print(f"bfloat16 weights: top-1 agreement {results['bf16_top1_agreement']:.2%} with float32")
     for name in ("onnx_fp32", "onnx_int8"):
         row = results[f"{name}_predict"]
         print(f"{name}: {row['speedup_batch64']}x PyTorch predict at batch 64, p50 {row['p50_speedup_batch1']}x "

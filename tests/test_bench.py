@@ -35,6 +35,7 @@ def test_inference_smoke(saved_model, tmp_path):
     assert results["int8_speedup_batch64"] > 0 and 0.0 <= results["int8_top1_agreement"] <= 1.0
     for system in ("onnx_fp32_predict", "onnx_int8_predict"):
         assert 0.0 <= results[system]["top1_agreement"] <= 1.0 and results[system]["speedup_batch64"] > 0
+    assert 0.0 <= results["bf16_top1_agreement"] <= 1.0
 
 
 def test_default_run_smoke(tiny_backbone, tmp_path):

@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from conftest import block_hf_bertmap_code, subprocess_env
 
 from hf_bertmap import WordMapper
@@ -30,8 +31,10 @@ def test_default_backbone_trains_on_wordnet_and_loads_anywhere(tmp_path):
     assert results["test_accuracy_at_5"] > 5 * 5 / num_labels
 
     mapper = WordMapper.from_pretrained(output)
-    expected = mapper.predict(["very chonky", "large"], top_k=3, min_score=0.0)
+    phrases = ["very chonky", "kinda huge"]  # neither is a stored phrase, so the memory only votes
+    expected = mapper.predict(phrases, top_k=3, min_score=0.0)
     assert all(len(top) == 3 for top in expected)
+    plain = torch.cat([logits for _, logits, _ in mapper.forward(phrases)]).topk(3, dim=-1).indices.tolist()
 
     # The saved folder loads with transformers alone, where hf_bertmap cannot be imported.
     code = block_hf_bertmap_code() + (
@@ -41,12 +44,17 @@ def test_default_backbone_trains_on_wordnet_and_loads_anywhere(tmp_path):
         "model = AutoModel.from_pretrained(path, trust_remote_code=True).eval()\n"
         "tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)\n"
         "with torch.no_grad():\n"
-        "    probs = model(**tokenizer(['very chonky', 'large'], padding=True, return_tensors='pt')).logits.softmax(-1)\n"
-        "top = probs.topk(3, dim=-1)\n"
-        "print('TOP3', json.dumps([[model.config.id2label[i] for i in row] for row in top.indices.tolist()]))\n"
+        "    logits = model(**tokenizer(['very chonky', 'kinda huge'], padding=True, return_tensors='pt')).logits\n"
+        "print('TOP3', json.dumps(logits.topk(3, dim=-1).indices.tolist()))\n"
+        "from transformers import pipeline\n"
+        f"words = pipeline('word-mapping', model={str(output)!r}, trust_remote_code=True)\n"
+        "print('WORDS', json.dumps([[r['word'] for r in row] for row in words(['very chonky', 'kinda huge'], "
+        "top_k=3, min_score=0.0)]))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                             env=subprocess_env(tmp_path), stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr[-3000:]
     (line,) = [line for line in result.stdout.splitlines() if line.startswith("TOP3 ")]
-    assert json.loads(line[5:]) == [[w for w, _ in top] for top in expected]
+    assert json.loads(line[5:]) == plain  # the plain classifier, as AutoModel gives it
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("WORDS ")]
+    assert json.loads(line[6:]) == [[w for w, _ in top] for top in expected]  # the decoded words, as predict

@@ -215,7 +215,7 @@ def test_head_learning_rate_gives_the_head_its_own_param_groups(tmp_path):
 
 
 def test_zero_training_samples_is_refused_before_training(tiny_backbone, pair_files, tmp_path):
-    with pytest.raises(ValueError, match=r"No training phrases \(is --max_train_samples 0\?\)"):
+    with pytest.raises(ValueError, match=r"No training phrases \(is --max_train_samples 0, or --train_file missing"):
         main(train_args(tiny_backbone, pair_files, tmp_path / "out", "--max_train_samples", "0"))
     assert not (tmp_path / "out").exists()
 
