@@ -5,7 +5,6 @@ import glob
 import os
 import shutil
 import tempfile
-
 from collections.abc import Iterator
 
 import torch
