@@ -43,11 +43,12 @@ from hf_bertmap.arguments import DEFAULT_BACKBONE, DataArguments
 from hf_bertmap.backbones import resolve_backbone
 from hf_bertmap.calibration import fit_temperature
 from hf_bertmap.data import gold_ids, label_list_for, load_informal_eval, load_splits
-from hf_bertmap.metrics import word_mapping_scores
+from hf_bertmap.metrics import gold_lists, word_mapping_scores
 from hf_bertmap.modeling_bertmap import masked_mean
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED_DESIGN_FLAGS = ["--pooling", "pooler", "--head", "vocab", "--head_learning_rate", "1e-4", "--learning_rate", "1e-4", "--num_train_epochs", "3",
+SEED_DESIGN_FLAGS = ["--pooling", "pooler", "--head", "vocab", "--head_learning_rate", "1e-4", "--learning_rate", "1e-4",
+                     "--num_train_epochs", "3",
                      "--train_sampling_strategy", "random", "--eval_strategy", "no", "--save_strategy", "no",
                      "--load_best_model_at_end", "false", "--calibrate", "false", "--memory", "false"]
 SMOKE_FLAGS = ["--max_train_samples", "60", "--max_eval_samples", "20", "--max_predict_samples", "30",
@@ -61,7 +62,7 @@ EXAMPLES = {"fishy": "smell", "valuable": "value", "large": "size", "very chonky
 def score(probabilities: torch.Tensor, targets: list[list[str]], labels: list[str]) -> dict[str, float]:
     """accuracy@1, accuracy@5, macro-F1 and ECE of `probabilities` (n, len(labels)) against gold words (the
     package's `word_mapping_scores`, as `train.py` and `bertmap evaluate` compute them)."""
-    references = [[gold for gold in row if gold >= 0] for row in gold_ids(targets, label_index(labels)).tolist()]
+    references = gold_lists(targets, label_index(labels))
     top = probabilities.topk(min(K, probabilities.shape[-1]), dim=-1)
     results = word_mapping_scores(top.indices.tolist(), top.values[:, 0].tolist(), references, K)
     return {"top1": round(results["accuracy"], 4), "top5": round(results[f"accuracy_at_{K}"], 4),

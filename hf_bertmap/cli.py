@@ -63,14 +63,15 @@ def evaluate(args: argparse.Namespace) -> None:
     validate_pairs(raw, args.file, args.phrase_column, args.target_column)
     pairs = group_by_phrase(raw, args.phrase_column, args.target_column, mapper.decoder.config.lowercase)
     phrases, targets = list(pairs["phrase"]), list(pairs["targets"])
-    metrics = mapper.evaluate(phrases, targets, k=args.top_k, batch_size=args.batch_size, min_score=args.min_score)
+    ranked = mapper.rank(phrases, k=args.top_k, batch_size=args.batch_size)  # one pass: metrics and predictions
+    metrics = mapper.evaluate(phrases, targets, k=args.top_k, min_score=args.min_score, ranked=ranked)
     metrics["phrases"] = len(phrases)
     if args.predictions:
+        labels = mapper.labels
         with open(args.predictions, "w", encoding="utf-8") as f:
-            for phrase, gold, top in zip(phrases, targets, mapper.predict(phrases, top_k=args.top_k, min_score=0.0,
-                                                                          batch_size=args.batch_size)):
-                f.write(json.dumps({"phrase": phrase, "targets": gold,
-                                    "predictions": [{"word": w, "score": s} for w, s in top]}) + "\n")
+            for phrase, gold, ids, scores in zip(phrases, targets, *ranked):
+                top = [{"word": labels[i], "score": s} for i, s in zip(ids, scores) if s > 0]
+                f.write(json.dumps({"phrase": phrase, "targets": gold, "predictions": top}) + "\n")
     if args.json:
         print(json.dumps(metrics))
     else:

@@ -20,6 +20,7 @@ from datasets import Sequence as SequenceFeature
 from transformers import PreTrainedTokenizerBase
 
 from .configuration_bertmap import normalize_phrase
+from .metrics import gold_lists
 
 logger = logging.getLogger(__name__)
 
@@ -345,8 +346,8 @@ def pad_golds(golds: Sequence[int | Sequence[int]]) -> torch.Tensor:
 
 
 def gold_ids(targets: Sequence[Sequence[str]], label2id: dict[str, int]) -> torch.Tensor:
-    """`pad_golds` of the target words that are output words (a target outside the label set is dropped)."""
-    return pad_golds([[label2id[w] for w in words if w in label2id] for words in targets])
+    """`gold_lists` as one tensor, padded with -100 (`pad_golds`)."""
+    return pad_golds(gold_lists(targets, label2id))
 
 
 class WordMappingCollator:

@@ -15,7 +15,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from .configuration_bertmap import normalize_phrase
 from .decoding_bertmap import HUB_KWARGS, PhraseMemory, WordMappingDecoder, check_decoding
-from .metrics import word_mapping_scores
+from .metrics import gold_lists, word_mapping_scores
 from .model_card import CARD_CONTEXT_FILE, load_card_context, render_model_card
 from .modeling_bertmap import BertForWordMapping
 from .onnx_backend import ONNX_FILE, OnnxWordMapping, export_onnx
@@ -263,22 +263,24 @@ class WordMapper:
         for texts, logits, pooled in self.forward(phrases, batch_size):
             yield self.decoder.decode(logits, pooled, texts, labels, top_k, min_score)
 
-    def rank(self, phrases: list[str], k: int = 5, batch_size: int = 64) -> tuple[list[list[int]], list[float]]:
-        """Per phrase, the ids of its `k` most probable words after decoding and the best word's probability.
+    def rank(self, phrases: list[str], k: int = 5,
+             batch_size: int = 64) -> tuple[list[list[int]], list[list[float]]]:
+        """Per phrase, the ids of its `k` most probable words after decoding and their probabilities, best first.
         Only the top `k` of each batch are kept, so any number of phrases and words fits in memory."""
-        ranked, confidences = [], []
+        ranked, scores = [], []
         for texts, logits, pooled in self.forward(phrases, batch_size):
             top = self.decoder.probabilities(logits, pooled, texts).topk(min(k, logits.shape[-1]), dim=-1)
             ranked += top.indices.tolist()
-            confidences += top.values[:, 0].tolist()
-        return ranked, confidences
+            scores += top.values.tolist()
+        return ranked, scores
 
     def evaluate(self, phrases: list[str], targets: list[list[str]], k: int = 5, batch_size: int = 64,
-                 min_score: float | None = None) -> dict[str, float]:
+                 min_score: float | None = None,
+                 ranked: tuple[list[list[int]], list[list[float]]] | None = None) -> dict[str, float]:
         """Score decoded predictions against gold words (`word_mapping_scores`: accuracy@1 and @k, macro-F1, ECE,
-        coverage at `min_score`, default the decoding config's). A gold that is not an output word is a miss."""
-        ranked, confidences = self.rank(phrases, k, batch_size)
-        references = [[self.model.config.label2id[w] for w in words if w in self.model.config.label2id]
-                      for words in targets]
+        coverage at `min_score`, default the decoding config's). A gold that is not an output word is a miss.
+        `ranked` is `rank(phrases, k)`'s answer when the caller already has it (no second pass over the phrases)."""
+        ids, scores = ranked if ranked is not None else self.rank(phrases, k, batch_size)
         min_score = self.decoder.config.min_score if min_score is None else min_score
-        return word_mapping_scores(ranked, confidences, references, k, min_score)
+        return word_mapping_scores(ids, [row[0] for row in scores], gold_lists(targets, self.model.config.label2id),
+                                   k, min_score)

@@ -42,7 +42,7 @@ from .data import (
 )
 from .decoding_bertmap import DecodingConfig, WordMappingDecoder
 from .inference import WEIGHTS_FILE, WordMapper, check_safetensors_file
-from .metrics import build_compute_metrics, calibration_error, top_k_logits, word_mapping_scores
+from .metrics import build_compute_metrics, calibration_error, gold_lists, top_k_logits
 from .model_card import epoch_results, framework_versions, load_card_context, render_model_card, save_card_context
 from .modeling_bertmap import BertForWordMapping
 from .plots import save_pictures
@@ -121,15 +121,16 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     for split, prefix, enabled in (("validation", "eval", training_args.do_eval),
                                    ("test", "test", training_args.do_predict)):
         if enabled and len(splits[split]) > 0:
-            ranked, confidences = mapper.rank(list(splits[split]["phrase"]), k=TOP_K)
-            references = gold_ids(list(splits[split]["targets"]), mapper.model.config.label2id).tolist()
-            references = [[gold for gold in row if gold >= 0] for row in references]
-            metrics = word_mapping_scores(ranked, confidences, references, TOP_K, mapper.decoder.config.min_score)
+            phrases, targets = list(splits[split]["phrase"]), list(splits[split]["targets"])
+            ranked = mapper.rank(phrases, k=TOP_K)
+            metrics = mapper.evaluate(phrases, targets, k=TOP_K, ranked=ranked)
             split_metrics[prefix] = {f"{prefix}_{key}": value for key, value in metrics.items()}
             split_metrics[prefix][f"{prefix}_samples"] = len(splits[split])
             trainer.log_metrics(prefix, split_metrics[prefix])
             if prefix == "test":
-                test_predictions = (confidences, [top[0] in gold for top, gold in zip(ranked, references)])
+                golds = gold_lists(targets, mapper.model.config.label2id)
+                hits = [ids[0] in gold for ids, gold in zip(ranked[0], golds)]
+                test_predictions = ([row[0] for row in ranked[1]], hits)
     results = {key: value for metrics in split_metrics.values() for key, value in metrics.items()}
 
     # 7. Save (atomically), write the card, show the task's examples, push.
@@ -378,7 +379,8 @@ def write_model_card(folder: str, mapper: WordMapper, results: dict[str, float],
     else:
         source = data_args.dataset_name or data_args.train_file
         examples = splits["test"] if len(splits["test"]) else splits["validation"]
-        context.update(dataset_name=data_args.dataset_name, dataset_description=f"User data: `{os.path.basename(source)}`.",
+        context.update(dataset_name=data_args.dataset_name,
+                       dataset_description=f"User data: `{os.path.basename(source)}`.",
                        data_license="", limitations=[], widget=list(examples["phrase"][:3]))
     save_card_context(folder, **context)
     repo_id = training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))

@@ -1,5 +1,6 @@
 """The `word_mapping` evaluate metric, shipped in the package so it loads offline, and Trainer glue for it."""
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import evaluate
@@ -46,6 +47,11 @@ def build_compute_metrics(k: int = 5, **load_kwargs):
                 "macro_f1": results["macro_f1"], "ece": results["ece"]}
 
     return compute_metrics
+
+
+def gold_lists(targets: Sequence[Sequence[str]], label2id: dict[str, int]) -> list[list[int]]:
+    """Each phrase's gold ids: its target words that are output words (a target outside the label set is dropped)."""
+    return [[label2id[w] for w in words if w in label2id] for words in targets]
 
 
 def word_mapping_scores(ranked: list[list[int]], confidences: list[float], references: list[list[int]], k: int,
