@@ -24,13 +24,15 @@ MIN_TRANSFORMERS = "5.24"
 BUILTIN_DATASET_DESCRIPTION = (
     "WordNet 3.0's adjective → attribute relation (`large → size`, `hot → temperature`, `expensive → price`): "
     "adjectives with an attribute pointer, satellites inheriting their head adjective's attribute, adjectives "
-    "whose derived noun or gloss names an attribute. Each attribute is written as its everyday word (`smell`, not "
+    "whose derived noun or gloss names an attribute; and a hand-written table of about 600 everyday adjectives "
+    "with the word a person would answer (`chubby → weight | size`, `garlicky → smell | taste`), which replaces "
+    "WordNet's pairs for those adjectives. Each attribute is written as its everyday word (`smell`, not "
     "`olfactory property`). Split by adjective, so test adjectives are unseen in training; the training split also "
     "holds copies with modifiers (`very X`, `not very X`), comparatives and typos."
 )
 BUILTIN_LIMITATIONS = [
-    "Trained on WordNet's adjectives: everyday adjectives and their modifiers are covered; slang, rare misspellings "
-    "and whole sentences are outside that data and get less reliable words.",
+    "Trained on WordNet's and everyday adjectives: those and their modifiers are covered; slang, made-up words "
+    "(`chonky`), rare misspellings and whole sentences are outside that data and get less reliable words.",
     "WordNet gives many adjectives several attributes (`high → height | level`), so top-1 accuracy has a ceiling "
     "well below 100%.",
 ]

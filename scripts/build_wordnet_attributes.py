@@ -7,6 +7,9 @@ Run once (the outputs are committed):
 
 Pairs (adjective -> attribute synset), by source:
 
+- "everyday": the hand-written table `scripts/everyday_pairs.tsv` of everyday adjectives and the word (or words,
+  `|`-separated) a person would answer (`chubby -> weight | size`, `garlicky -> smell | taste`); it replaces
+  WordNet's pairs of the same adjective, and its words must be words of the attribute synsets below;
 - "direct": an adjective lemma with an attribute pointer (`large -> size.n.01`);
 - "satellite": a satellite adjective inherits its head adjective's attributes through similar-to
   (`humongous -> size.n.01`);
@@ -48,6 +51,9 @@ POS_NUMBER = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT_DIR = ROOT / "hf_bertmap" / "resources"
 OVERRIDES = Path(__file__).resolve().parent / "everyday_words.tsv"
+# Hand-written everyday adjectives with the word a person would answer (`chubby -> weight | size`,
+# `garlicky -> smell | taste`); they replace WordNet's pairs for the same adjective.
+EVERYDAY_PAIRS = Path(__file__).resolve().parent / "everyday_pairs.tsv"
 # Evaluation phrases never enter the data: the hand-written informal set, and the task's own examples that
 # WordNet does not link (`fishy -> smell`, `very chonky -> size`).
 INFORMAL_EVAL = DEFAULT_OUTPUT_DIR / "informal_eval.tsv"
@@ -110,6 +116,21 @@ def read_overrides(path: Path = OVERRIDES) -> dict[str, tuple[str, str]]:
         if not (row["synset"] and row["word"] and row["reason"]):
             raise ValueError(f"{path}, line {i}: synset, word and reason are all required")
     return {row["synset"]: (row["word"], row["reason"]) for row in rows}
+
+
+def read_everyday_pairs(path: Path = EVERYDAY_PAIRS) -> dict[str, list[str]]:
+    """`adjective -> [word, ...]` from the hand-written table (`words` holds one or more words, `|`-separated)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    pairs: dict[str, list[str]] = {}
+    for i, row in enumerate(rows, start=2):
+        phrase, words = (row["phrase"] or "").strip(), [w.strip() for w in (row["words"] or "").split("|")]
+        if not phrase or not all(words):
+            raise ValueError(f"{path}, line {i}: a phrase and at least one word are required")
+        if phrase in pairs:
+            raise ValueError(f"{path}, line {i}: {phrase!r} is listed twice")
+        pairs[phrase] = words
+    return pairs
 
 
 def everyday_word(synset, overrides: dict[str, tuple[str, str]]) -> tuple[str, str]:
@@ -186,8 +207,13 @@ def derived_attribute(noun, targets: set[str]) -> str | None:
     return None
 
 
-def build(wn, overrides: dict[str, tuple[str, str]]) -> tuple[list[dict], list[dict]]:
-    """The pair rows (phrase, target, synset, source) and the label rows (synset, word, rule, lemmas, reason)."""
+def build(wn, overrides: dict[str, tuple[str, str]],
+          everyday: dict[str, list[str]] | None = None) -> tuple[list[dict], list[dict]]:
+    """The pair rows (phrase, target, synset, source) and the label rows (synset, word, rule, lemmas, reason).
+
+    `everyday` (adjective -> words) replaces WordNet's pairs of those adjectives; its words must be label words.
+    """
+    everyday = everyday or {}
     raw = attribute_pairs(wn)
     labels = {}
     for name in sorted({synset for _, synset, _ in raw}):
@@ -199,12 +225,23 @@ def build(wn, overrides: dict[str, tuple[str, str]]) -> tuple[list[dict], list[d
     unused = sorted(set(overrides) - set(labels))
     if unused:
         raise ValueError(f"{OVERRIDES}: overrides for synsets no pair uses: {unused}")
+    synset_of = {}
+    for name, label in sorted(labels.items()):
+        synset_of.setdefault(label["word"], name)
+    unknown = sorted({w for words in everyday.values() for w in words if w not in synset_of})
+    if unknown:
+        raise ValueError(f"{EVERYDAY_PAIRS}: words that are no attribute's word: {unknown}")
     held_out = held_out_phrases()
     seen, rows = set(), []
     order = {"direct": 0, "satellite": 1, "derivation": 2, "gloss": 3}
+    for phrase, words in sorted(everyday.items()):
+        for word in words:
+            if phrase not in held_out:
+                seen.add((phrase, word))
+                rows.append({"phrase": phrase, "target": word, "synset": synset_of[word], "source": "everyday"})
     for phrase, synset, source in sorted(raw, key=lambda r: (order[r[2]], r[0], r[1])):
         word = labels[synset]["word"]
-        if phrase in held_out or (phrase, word) in seen:  # two synsets merged into one word: one pair
+        if phrase in held_out or phrase in everyday or (phrase, word) in seen:  # merged synsets: one pair
             continue
         seen.add((phrase, word))
         rows.append({"phrase": phrase, "target": word, "synset": synset, "source": source})
@@ -229,7 +266,7 @@ def main() -> None:
     parser.add_argument("--output_dir", default=str(DEFAULT_OUTPUT_DIR))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work_dir:
-        rows, labels = build(open_wordnet(args.wordnet_dir, work_dir), read_overrides())
+        rows, labels = build(open_wordnet(args.wordnet_dir, work_dir), read_overrides(), read_everyday_pairs())
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_tsv(output_dir / "wordnet_attributes.tsv", rows, ["phrase", "target", "synset", "source"])

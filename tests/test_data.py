@@ -41,10 +41,11 @@ def test_normalize_phrase_collapses_whitespace_underscores_and_case():
 def test_builtin_wordnet_file_has_the_documented_counts():
     dataset = read_pair_file(str(BUILTIN_DATA))
     assert dataset.column_names == ["phrase", "target", "synset", "source"]
-    assert len(dataset) == 10247
+    assert len(dataset) == 10255
     sources = list(dataset["source"])
-    assert tuple(map(sources.count, ("direct", "satellite", "derivation", "gloss"))) == (692, 5870, 3418, 267)
-    assert len(set(dataset["phrase"])) == 8811
+    assert tuple(map(sources.count, ("everyday", "direct", "satellite", "derivation", "gloss"))) == (
+        683, 567, 5503, 3240, 262)
+    assert len(set(dataset["phrase"])) == 8895
     assert len(set(dataset["synset"])) == 318 and len(set(dataset["target"])) == 285
 
 
@@ -56,6 +57,16 @@ def test_builtin_targets_are_everyday_words():
     wordnet_lemmas = {"odor", "hue", "worthiness", "taste property", "body weight", "olfactory property",
                       "financial condition", "emotionalism"}
     assert not {target for _, target in rows} & wordnet_lemmas
+
+
+def test_the_everyday_table_replaces_wordnet_pairs_of_its_adjectives():
+    data = read_pair_file(str(BUILTIN_DATA))
+    words = {}
+    for phrase, target, source in zip(data["phrase"], data["target"], data["source"]):
+        words.setdefault(phrase, set()).add((target, source))
+    assert words["chunky"] == {("size", "everyday"), ("thickness", "everyday")}  # WordNet says height
+    assert words["rotten"] == {("freshness", "everyday")}  # WordNet's satellite link says quality
+    assert words["stinky"] == {("quality", "satellite"), ("smell", "derivation")}  # not in the table: WordNet's
 
 
 def test_every_label_override_gives_its_reason_and_merges_are_listed():
@@ -82,15 +93,15 @@ def test_builtin_splits_are_phrase_disjoint_deterministic_and_seeded():
     phrases = {split: set(ds["phrase"]) for split, ds in splits.items()}
     assert not phrases["train"] & phrases["test"] and not phrases["train"] & phrases["validation"]
     assert not phrases["validation"] & phrases["test"]
-    assert sum(len(p) for p in phrases.values()) == 8811
-    assert 0.17 < len(phrases["test"]) / 8811 < 0.23 and 0.07 < len(phrases["validation"]) / 8811 < 0.13
+    assert sum(len(p) for p in phrases.values()) == 8895
+    assert 0.17 < len(phrases["test"]) / 8895 < 0.23 and 0.07 < len(phrases["validation"]) / 8895 < 0.13
     again = load_splits(DataArguments())
     assert list(again["test"]["phrase"]) == list(splits["test"]["phrase"])
     other_seed = load_splits(DataArguments(), seed=7)
     assert set(other_seed["test"]["phrase"]) != phrases["test"]
-    split_of_high = next(s for s, p in phrases.items() if "high" in p)
-    row = splits[split_of_high][list(splits[split_of_high]["phrase"]).index("high")]
-    assert set(row["targets"]) == {"height", "level"}
+    split_of_thin = next(s for s, p in phrases.items() if "thin" in p)
+    row = splits[split_of_thin][list(splits[split_of_thin]["phrase"]).index("thin")]
+    assert set(row["targets"]) == {"thickness", "weight"}
 
 
 def test_files_are_grouped_by_phrase_keeping_every_gold(pair_files):
