@@ -177,6 +177,24 @@ class BertForWordMapping(BertMapPreTrainedModel):
             loss = soft_cross_entropy(logits, gold, self.config.label_smoothing)
         return WordMappingOutput(loss=loss, logits=logits, pooled_output=embedding)
 
+    def freeze_encoder_layers(self, num_layers: int) -> None:
+        """Train only the encoder's layers from `num_layers` on (and the head): its embeddings, its first
+        `num_layers` layers and whatever else they use (MPNet's shared relative-position bias) stop learning.
+        Backward then stops at the first trained layer, which makes a large encoder affordable on a CPU."""
+        layers = next((module for module in self.encoder.modules() if isinstance(module, nn.ModuleList)
+                       and len(module) == self.config.encoder_config.num_hidden_layers), None)
+        if layers is None:
+            raise ValueError(f"freeze_encoder_layers: no list of layers in {type(self.encoder).__name__}")
+        if not 0 <= num_layers <= len(layers):
+            raise ValueError(f"freeze_encoder_layers: num_layers must be in [0, {len(layers)}], got {num_layers}")
+        if num_layers and self.config.head == "vocab":
+            raise ValueError("freeze_encoder_layers: the vocab head is tied to the word embeddings, which would freeze")
+        trained = {id(p) for layer in layers[num_layers:] for p in layer.parameters()}
+        if getattr(self.encoder, "pooler", None) is not None:
+            trained |= {id(p) for p in self.encoder.pooler.parameters()}
+        for param in self.encoder.parameters():
+            param.requires_grad = num_layers == 0 or id(param) in trained
+
     @torch.no_grad()
     def initialize_head(self, embeddings: torch.Tensor) -> None:
         """Start each label's head row from `embeddings` (num_labels, hidden): the pooled embeddings of the label

@@ -248,3 +248,22 @@ def test_text_classification_pipeline_returns_top_k_labels(saved_model):
     assert len(out) == 2 and all(len(row) == 2 for row in out)
     assert {row[0]["label"] for row in out} <= {"height", "size", "smell"}
     assert all(row[0]["score"] >= row[1]["score"] for row in out)
+
+
+def test_freezing_the_lower_layers_trains_only_the_layers_above_them_and_the_head():
+    model = make_model()
+    model.freeze_encoder_layers(1)
+    input_ids, attention_mask = batch(len(tiny_vocab()))
+    model(input_ids=input_ids, attention_mask=attention_mask, labels=torch.tensor([0, 1, 2])).loss.backward()
+    layers = model.encoder.encoder.layer
+    assert model.encoder.embeddings.word_embeddings.weight.grad is None
+    assert all(p.grad is None for p in layers[0].parameters())
+    assert all(p.grad is not None and p.requires_grad for p in layers[1].parameters())
+    assert model.classifier.weight.grad.abs().sum() > 0
+    model.freeze_encoder_layers(0)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_freezing_more_layers_than_the_encoder_has_is_refused():
+    with pytest.raises(ValueError, match=r"num_layers must be in \[0, 2\], got 3"):
+        make_model().freeze_encoder_layers(3)
