@@ -227,12 +227,18 @@ class WordMapper:
     def embed(self, phrases: list[str], batch_size: int = 256, normalized: bool = False) -> torch.Tensor:
         """The pooled embeddings (n, hidden) the head and the memory see, in batches (label names, the memory,
         `add_labels`: any number of texts)."""
+        texts = list(phrases) if normalized else self.decoder.normalize(phrases)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths share a batch: less padding
         was_training = self.model.training
         self.model.eval()
-        chunks = [pooled.cpu() for _, _, pooled in self.forward(phrases, batch_size, normalized)]
+        chunks = [pooled.cpu() for _, _, pooled in self.forward([texts[i] for i in order], batch_size, True)]
         if was_training:
             self.model.train()
-        return torch.cat(chunks) if chunks else torch.empty(0, self.model.config.encoder_config.hidden_size)
+        if not chunks:
+            return torch.empty(0, self.model.config.encoder_config.hidden_size)
+        embeddings = torch.empty_like(torch.cat(chunks))
+        embeddings[order] = torch.cat(chunks)
+        return embeddings
 
     def predict_proba(self, phrases: list[str], batch_size: int = 64) -> torch.Tensor:
         """Decoded probabilities over `self.labels` (temperature and memory applied), (len(phrases), num_labels).
