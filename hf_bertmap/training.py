@@ -79,6 +79,11 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
 
     # 3. Model, tokenizer and decoding step: a new head on a backbone, or a bertmap checkpoint to train on.
     mapper = load_mapper(model_args, data_args, splits, training_args.do_train)
+    num_layers = mapper.model.config.encoder_config.num_hidden_layers
+    frozen = model_args.frozen_layers(num_layers, mapper.model.config.head) if training_args.do_train else 0
+    if frozen:
+        mapper.model.freeze_encoder_layers(frozen)
+        logger.info(f"Training the top {num_layers - frozen} of the encoder's {num_layers} layers and the head")
     label_names = mapper.labels
     data_counts = describe_splits(splits)
     logger.info(f"Data: {data_counts}; {len(label_names)} output words")
@@ -357,6 +362,7 @@ def write_model_card(folder: str, mapper: WordMapper, results: dict[str, float],
         "head_learning_rate": training_args.head_learning_rate or training_args.learning_rate,
         "epochs": training_args.num_train_epochs,
         "train_batch_size": training_args.per_device_train_batch_size * max(1, training_args.world_size),
+        "frozen encoder layers": model_args.frozen_layers(config.encoder_config.num_hidden_layers, config.head),
         "label_smoothing": config.label_smoothing, "modifier copies": data_args.augment_copies,
         "misspelt copies": data_args.misspellings, "comparatives": data_args.comparatives,
         "head initialised from label names": model_args.init_head_from_label_names,

@@ -1,4 +1,4 @@
-"""The real backbone (all-MiniLM-L6-v2 from site-packages) on a slice of the built-in WordNet data."""
+"""The default backbone (all-mpnet-base-v2, joined from its installed parts) on a slice of the built-in data."""
 
 import json
 import math

@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 from conftest import write_pairs
+from transformers import AutoModel
 
 from hf_bertmap import WordMapper
 from hf_bertmap.calibration import fit_temperature
@@ -176,7 +177,7 @@ def test_arguments_can_come_from_a_json_file(tiny_backbone, pair_files, tmp_path
 
 def test_defaults_train_the_builtin_data_into_bertmap_attributes():
     model_args, data_args, training_args = parse_args([])
-    assert model_args.model_name_or_path == "all-MiniLM-L6-v2" and data_args.train_file is None
+    assert model_args.model_name_or_path == "all-mpnet-base-v2" and data_args.train_file is None
     assert training_args.output_dir == "bertmap-attributes"
     assert training_args.do_train and training_args.do_eval and training_args.do_predict
     assert training_args.load_best_model_at_end and training_args.metric_for_best_model == "accuracy"
@@ -273,3 +274,26 @@ def test_report_to_tensorboard_writes_event_files_offline(tiny_backbone, pair_fi
     main(train_args(tiny_backbone, pair_files, tmp_path / "out", "--num_train_epochs", "1", "--report_to",
                     "tensorboard"))
     assert list((tmp_path / "out" / "runs").rglob("events.out.tfevents.*"))  # runs/ moved into the final folder
+
+
+def test_a_deep_encoder_trains_its_top_third_by_default_and_a_shallow_one_whole():
+    model_args = parse_args([])[0]
+    assert [model_args.frozen_layers(n, "labels") for n in (12, 24, 6)] == [8, 16, 0]
+    assert model_args.frozen_layers(12, "vocab") == 0  # tied to the word embeddings
+    assert parse_args(["--freeze_layers", "0"])[0].frozen_layers(12, "labels") == 0
+
+
+def test_frozen_layers_keep_their_pretrained_weights_through_training(tiny_backbone, pair_files, tmp_path):
+    main(train_args(tiny_backbone, pair_files, tmp_path / "model", "--freeze_layers", "1", "--num_train_epochs", "2"))
+    trained = WordMapper.from_pretrained(tmp_path / "model").model.encoder.state_dict()
+    pretrained = AutoModel.from_pretrained(tiny_backbone).state_dict()
+    assert torch.equal(trained["embeddings.word_embeddings.weight"], pretrained["embeddings.word_embeddings.weight"])
+    layer_0 = "encoder.layer.0.output.dense.weight"
+    assert torch.equal(trained[layer_0], pretrained[layer_0])
+    assert not torch.equal(trained["encoder.layer.1.output.dense.weight"],
+                           pretrained["encoder.layer.1.output.dense.weight"])
+
+
+def test_a_negative_freeze_layers_is_refused_when_parsing():
+    with pytest.raises(ValueError, match="--freeze_layers must be >= 0, got -1"):
+        parse_args(["--freeze_layers", "-1"])
