@@ -236,8 +236,9 @@ class WordMapper:
             self.model.train()
         if not chunks:
             return torch.empty(0, self.model.config.encoder_config.hidden_size)
-        embeddings = torch.empty_like(torch.cat(chunks))
-        embeddings[order] = torch.cat(chunks)
+        by_length = torch.cat(chunks)
+        embeddings = torch.empty_like(by_length)
+        embeddings[order] = by_length  # back to the callers' order
         return embeddings
 
     def predict_proba(self, phrases: list[str], batch_size: int = 64) -> torch.Tensor:
