@@ -235,10 +235,9 @@ def build(wn, overrides: dict[str, tuple[str, str]],
     seen, rows = set(), []
     order = {"direct": 0, "satellite": 1, "derivation": 2, "gloss": 3}
     for phrase, words in sorted(everyday.items()):
-        for word in words:
-            if phrase not in held_out:
-                seen.add((phrase, word))
-                rows.append({"phrase": phrase, "target": word, "synset": synset_of[word], "source": "everyday"})
+        if phrase not in held_out:
+            rows += [{"phrase": phrase, "target": word, "synset": synset_of[word], "source": "everyday"}
+                     for word in words]
     for phrase, synset, source in sorted(raw, key=lambda r: (order[r[2]], r[0], r[1])):
         word = labels[synset]["word"]
         if phrase in held_out or phrase in everyday or (phrase, word) in seen:  # merged synsets: one pair
