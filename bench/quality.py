@@ -350,10 +350,9 @@ def main() -> None:
         if "setfit" in systems:
             report["setfit"] = setfit_peer(backbone, splits, informal, labels, args.smoke, work)
         os.environ["HF_DATASETS_CACHE"] = str(work / "datasets-cache")  # no preprocessing cache hits
-        trained = [("seed_design", SEED_DESIGN_FLAGS + single_token_files(work, splits,
-                                                                          AutoTokenizer.from_pretrained(backbone))),
-                   ("default", [])]
-        for name, flags in ((name, flags) for name, flags in trained if name in systems):
+        for name in (name for name in ("seed_design", "default") if name in systems):
+            flags = (SEED_DESIGN_FLAGS + single_token_files(work, splits, AutoTokenizer.from_pretrained(backbone))
+                     if name == "seed_design" else [])
             wall = train(work / name, common + flags, work / f"{name}.log")
             report[name] = evaluate_model(WordMapper.from_pretrained(work / name), splits, informal)
             report[name]["train_wall_s"] = wall
