@@ -59,3 +59,20 @@ def test_ece_is_the_bin_weighted_gap_between_confidence_and_accuracy():
 def test_ece_refuses_confidences_that_are_not_probabilities():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         load_metric().compute(predictions=[[0]], references=[[0]], k=1, confidences=[1.5])
+
+
+def test_a_list_of_cut_offs_gives_one_accuracy_each():
+    results = load_metric().compute(predictions=[[3, 1, 2], [2, 0, 1], [0, 1, 2]], references=[[1], [1], [2]],
+                                    k=[1, 2, 3])
+    assert (results["accuracy_at_1"], results["accuracy_at_2"], results["accuracy_at_3"]) == (0.0, 1 / 3, 1.0)
+    assert "accuracy_at_k" not in results
+
+
+def test_gold_ranks_give_the_median_rank():
+    results = load_metric().compute(predictions=[[0], [0], [0]], references=[[0], [1], [2]], gold_ranks=[1, 40, 7])
+    assert results["median_rank"] == 7.0
+
+
+def test_gold_ranks_below_one_are_refused():
+    with pytest.raises(ValueError, match="gold_ranks: ranks start at 1"):
+        load_metric().compute(predictions=[[0]], references=[[0]], gold_ranks=[0])

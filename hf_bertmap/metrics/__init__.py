@@ -54,16 +54,23 @@ def gold_lists(targets: Sequence[Sequence[str]], label2id: dict[str, int]) -> li
     return [[label2id[w] for w in words if w in label2id] for words in targets]
 
 
-def word_mapping_scores(ranked: list[list[int]], confidences: list[float], references: list[list[int]], k: int,
-                        min_score: float = 0.0) -> dict[str, float]:
-    """The `word_mapping` metric of decoded predictions: `accuracy` (top-1, any gold), `accuracy_at_{k}`,
-    `macro_f1`, `ece` of the top probability, and `coverage`, the share of phrases whose top probability reaches
-    `min_score` (the rest get no word)."""
+def word_mapping_scores(ranked: list[list[int]], confidences: list[float], references: list[list[int]],
+                        k: int | Sequence[int], min_score: float = 0.0,
+                        gold_ranks: list[int] | None = None) -> dict[str, float]:
+    """The `word_mapping` metric of decoded predictions: `accuracy` (top-1, any gold), `accuracy_at_{k}` for each
+    cut-off in `k`, `macro_f1`, `ece` of the top probability, `coverage`, the share of phrases whose top probability
+    reaches `min_score` (the rest get no word), and, with `gold_ranks`, `median_rank`."""
+    cutoffs = [k] if isinstance(k, int) else list(k)
     confidences = [min(1.0, max(0.0, c)) for c in confidences]  # a sum of float32 shares can pass 1 by 1e-7
-    results = load_metric().compute(predictions=ranked, references=references, k=k, confidences=confidences)
+    results = load_metric().compute(predictions=ranked, references=references, k=cutoffs, confidences=confidences,
+                                    gold_ranks=gold_ranks)
     coverage = sum(c >= min_score for c in confidences) / max(1, len(confidences))
-    return {"accuracy": results["accuracy"], f"accuracy_at_{k}": results["accuracy_at_k"],
-            "macro_f1": results["macro_f1"], "ece": results["ece"], "coverage": coverage}
+    scores = {"accuracy": results["accuracy"]}
+    scores.update({f"accuracy_at_{c}": results[f"accuracy_at_{c}"] for c in cutoffs})
+    scores.update(macro_f1=results["macro_f1"], ece=results["ece"], coverage=coverage)
+    if gold_ranks is not None:
+        scores["median_rank"] = results["median_rank"]
+    return scores
 
 
 def calibration_error(logits: torch.Tensor, labels: torch.Tensor) -> float:
