@@ -10,6 +10,10 @@ from .configuration_bertmap import HEADS, POOLINGS
 
 DEFAULT_BACKBONE = "all-mpnet-base-v2"  # resolved by `backbones.resolve_backbone` to the copy installed from PyPI
 DEEP_ENCODER_LAYERS = 12  # encoders this deep train only their top third by default (`--freeze_layers`)
+# More output words than this get a cosine head whose rows stay at the label names' embeddings (`--cosine_head`,
+# `--freeze_head`): a trained linear head learnt nothing with 77,003 words, and does well with a few hundred.
+LARGE_LABEL_SET = 5000
+LOGIT_SCALE_INIT = 3.0  # log(20): a softmax temperature of 0.05 over cosines
 
 
 @dataclass
@@ -37,8 +41,19 @@ class ModelArguments:
         default=None,
         metadata={"help": "Keep the encoder's embeddings and its first N layers fixed and train the layers above "
                   "them and the head; 0 trains every layer. Default: two thirds of the layers of an encoder with "
-                  f"{DEEP_ENCODER_LAYERS} or more (8 of all-mpnet-base-v2's 12), none of a shallower one, none with "
-                  "--head vocab (tied to the word embeddings)."},
+                  f"{DEEP_ENCODER_LAYERS} or more (8 of all-mpnet-base-v2's 12), none of a shallower one (a third "
+                  f"with more than {LARGE_LABEL_SET:,} output words), none with --head vocab (tied to the word "
+                  "embeddings)."},
+    )
+    cosine_head: bool | None = field(
+        default=None,
+        metadata={"help": "Score each output word by a learned scale times the cosine between the phrase's and the "
+                  f"word's head row (CLIP-style). Default: yes with more than {LARGE_LABEL_SET:,} output words."},
+    )
+    freeze_head: bool | None = field(
+        default=None,
+        metadata={"help": "Keep the head's rows at the label names' embeddings and train only the encoder (and the "
+                  f"cosine head's scale). Default: yes with more than {LARGE_LABEL_SET:,} output words."},
     )
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout before the head."})
     calibrate: bool = field(
@@ -66,12 +81,23 @@ class ModelArguments:
     token: str | None = field(default=None, metadata={"help": "Hub token for private models."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow code from the model's repository."})
 
-    def frozen_layers(self, num_layers: int, head: str) -> int:
-        """How many of an encoder's `num_layers` layers stay fixed under a `head`: `--freeze_layers`, or the
-        default rule."""
+    def frozen_layers(self, num_layers: int, head: str, num_labels: int = 0) -> int:
+        """How many of an encoder's `num_layers` layers stay fixed under a `head` with `num_labels` output words:
+        `--freeze_layers`, or the default rule (two thirds of a deep encoder; a third of a shallower one with more
+        than `LARGE_LABEL_SET` words, whose long epochs it shortens by a fifth)."""
         if self.freeze_layers is not None:
             return self.freeze_layers
-        return 2 * num_layers // 3 if num_layers >= DEEP_ENCODER_LAYERS and head == "labels" else 0
+        if head != "labels":
+            return 0
+        if num_layers >= DEEP_ENCODER_LAYERS:
+            return 2 * num_layers // 3
+        return num_layers // 3 if num_labels > LARGE_LABEL_SET else 0
+
+    def large_head(self, num_labels: int) -> tuple[bool, bool]:
+        """(cosine head, frozen head rows) for `num_labels` output words: the flags, or the default rule."""
+        large = self.head == "labels" and num_labels > LARGE_LABEL_SET
+        return (large if self.cosine_head is None else self.cosine_head,
+                large if self.freeze_head is None else self.freeze_head)
 
     def __post_init__(self):
         if self.pooling not in POOLINGS:
@@ -84,6 +110,8 @@ class ModelArguments:
             raise ValueError(f"--freeze_layers must be >= 0, got {self.freeze_layers}")
         if self.init_head_from_label_names is None:
             self.init_head_from_label_names = self.head == "labels"
+        if (self.cosine_head or self.freeze_head) and self.head != "labels":
+            raise ValueError("--cosine_head and --freeze_head apply to --head labels only")
         if self.init_head_from_label_names and self.head != "labels":
             raise ValueError("--init_head_from_label_names applies to --head labels only")
 
@@ -95,6 +123,11 @@ class DataArguments:
     train_file: str | None = field(default=None, metadata={"help": "Training pairs: .csv, .tsv, .json or .jsonl."})
     validation_file: str | None = field(default=None, metadata={"help": "Validation pairs (same format)."})
     test_file: str | None = field(default=None, metadata={"help": "Test pairs (same format)."})
+    label_file: str | None = field(
+        default=None,
+        metadata={"help": "Output words, one per line, besides the training targets: a word with no training phrase "
+                  "can still be predicted (its head row starts from the embedding of its name)."},
+    )
     dataset_name: str | None = field(default=None, metadata={"help": "A dataset on the Hub instead of files."})
     dataset_config_name: str | None = field(default=None, metadata={"help": "The Hub dataset's configuration."})
     phrase_column: str = field(default="phrase", metadata={"help": "Column holding the input phrase."})
@@ -134,6 +167,8 @@ class DataArguments:
                 raise FileNotFoundError(f"--{name}: no such file: {path}")
             if os.path.splitext(path)[1].lower() not in (".csv", ".tsv", ".json", ".jsonl"):
                 raise ValueError(f"--{name}: {path} must be a .csv, .tsv, .json or .jsonl file")
+        if self.label_file is not None and not os.path.isfile(self.label_file):
+            raise FileNotFoundError(f"--label_file: no such file: {self.label_file}")
         for name in ("validation_split_percentage", "test_split_percentage"):
             if not 0 <= getattr(self, name) < 100:
                 raise ValueError(f"--{name} must be in [0, 100)")

@@ -107,17 +107,19 @@ def fit_memory_weight(decoder: WordMappingDecoder, logits: torch.Tensor, embeddi
     if labels.dim() == 1:
         labels = labels.unsqueeze(-1)
     config, kept = decoder.config, decoder.config.temperature
+    vote = decoder.memory_vote(embeddings, logits.shape[-1])  # the same for every weight and temperature
     fits = {}
     try:
         for weight in weights:
             def nll(log_temperature: float, weight=weight) -> float:
                 config.temperature = math.exp(log_temperature)
-                return decoded_nll(decoder.probabilities(logits, embeddings, phrases, memory_weight=weight), labels)
+                return decoded_nll(decoder.probabilities(logits, embeddings, phrases, memory_weight=weight,
+                                                         vote=vote), labels)
 
             if calibrate:
                 config.temperature = math.exp(_golden_section_minimum(
                     nll, math.log(MIN_TEMPERATURE), math.log(MAX_TEMPERATURE)))
-            probabilities = decoder.probabilities(logits, embeddings, phrases, memory_weight=weight)
+            probabilities = decoder.probabilities(logits, embeddings, phrases, memory_weight=weight, vote=vote)
             fits[weight] = (config.temperature, top_k_hits(probabilities, labels, k))
     finally:
         config.temperature = kept

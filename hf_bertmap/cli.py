@@ -57,19 +57,21 @@ def predict(args: argparse.Namespace) -> None:
 def evaluate(args: argparse.Namespace) -> None:
     """Score a model on a pair file with the `word_mapping` metric; optionally write each phrase's prediction."""
     from .data import read_pair_file, group_by_phrase, validate_pairs
+    from .metrics import gold_lists
 
     mapper = _load(args)
     raw = read_pair_file(args.file)
     validate_pairs(raw, args.file, args.phrase_column, args.target_column)
     pairs = group_by_phrase(raw, args.phrase_column, args.target_column, mapper.decoder.config.lowercase)
     phrases, targets = list(pairs["phrase"]), list(pairs["targets"])
-    ranked = mapper.rank(phrases, k=args.top_k, batch_size=args.batch_size)  # one pass: metrics and predictions
+    golds = gold_lists(targets, mapper.model.config.label2id)
+    ranked = mapper.rank(phrases, k=args.top_k, batch_size=args.batch_size, golds=golds)  # one pass for both
     metrics = mapper.evaluate(phrases, targets, k=args.top_k, min_score=args.min_score, ranked=ranked)
     metrics["phrases"] = len(phrases)
     if args.predictions:
         labels = mapper.labels
         with open(args.predictions, "w", encoding="utf-8") as f:
-            for phrase, gold, ids, scores in zip(phrases, targets, *ranked):
+            for phrase, gold, ids, scores in zip(phrases, targets, ranked.ids, ranked.scores):
                 top = [{"word": labels[i], "score": s} for i, s in zip(ids, scores) if s > 0]
                 f.write(json.dumps({"phrase": phrase, "targets": gold, "predictions": top}) + "\n")
     if args.json:

@@ -28,6 +28,12 @@ class BertMapConfig(PreTrainedConfig):
             `"labels"`: a linear layer onto the closed set of target words in `id2label`. `"vocab"`: logits over
             the encoder's whole vocabulary, the projection tied to its input word embeddings (`id2label` is the
             tokenizer's vocabulary).
+        logit_scale_init_value (`float`, *optional*):
+            `None`: the `labels` head is a plain linear layer. A value: a cosine head, as CLIP scores text against
+            images: the logits are `exp(logit_scale)` times the cosine between the pooled embedding and each head
+            row, plus the row's bias, with `logit_scale` learned from this initial value (log(20) ~ 3.0: a
+            softmax temperature of 0.05). Suits tens of thousands of output words whose rows stay at the
+            embeddings of their names.
         classifier_dropout (`float`, defaults to 0.1):
             Dropout on the pooled embedding before the head.
         label_smoothing (`float`, defaults to 0.0):
@@ -51,6 +57,7 @@ class BertMapConfig(PreTrainedConfig):
     encoder_config: dict | PreTrainedConfig | None = None
     pooling: str = "mean"
     head: str = "labels"
+    logit_scale_init_value: float | None = None
     classifier_dropout: float = 0.1
     label_smoothing: float = 0.0
     initializer_range: float = 0.02
@@ -62,6 +69,8 @@ class BertMapConfig(PreTrainedConfig):
             raise ValueError(f"BertMapConfig: unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
         if self.head not in HEADS:
             raise ValueError(f"BertMapConfig: unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
+        if self.logit_scale_init_value is not None and self.head != "labels":
+            raise ValueError("BertMapConfig: logit_scale_init_value (a cosine head) applies to head='labels' only")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"BertMapConfig: label_smoothing must be in [0, 1), got {self.label_smoothing}")
         # The vocabulary head reuses the input word embeddings as its projection.

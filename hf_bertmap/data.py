@@ -40,6 +40,9 @@ MODIFIERS = (
 )
 
 
+MISSPELT_MAX_WORDS = 5  # longer phrases (definitions) get no misspelt copy
+
+
 class DataValidationError(ValueError):
     """A data file or row that cannot be used; the message names the file, row and field."""
 
@@ -238,7 +241,8 @@ def augment(dataset: Dataset, copies: int, seed: int, misspellings: float = 0.0,
 
     - `copies` per phrase with a random modifier in front ("very X", "kind of X", "not very X", ...);
     - with `comparatives`, the `-er` form of each short one-word phrase (`bigger`, `smellier`);
-    - a misspelt copy of a `misspellings` share of the phrases (`hevy`).
+    - a misspelt copy of a `misspellings` share of the phrases of at most `MISSPELT_MAX_WORDS` words (`hevy`;
+      one typo in a sentence-long definition leaves the same definition, and would only lengthen the epoch).
 
     Rows equal to a phrase in `held_out` (validation, test and evaluation phrases) or already present are left
     out, so augmentation never writes an evaluation phrase into the training data.
@@ -261,14 +265,28 @@ def augment(dataset: Dataset, copies: int, seed: int, misspellings: float = 0.0,
         if comparatives:
             add(comparative(phrase), words)
         if misspellings and rng.random() < misspellings:
-            add(misspell(phrase, rng), words)
+            typo = misspell(phrase, rng)
+            add(typo if len(phrase.split(" ")) <= MISSPELT_MAX_WORDS else None, words)
     return Dataset.from_dict({"phrase": phrases, "targets": targets}, features=dataset.features)
 
 
-def label_list_for(head: str, train: Dataset, tokenizer: PreTrainedTokenizerBase) -> list[str]:
-    """The output words: the sorted training targets (`labels` head) or the tokenizer's vocabulary (`vocab`)."""
+def read_label_file(path: str, lowercase: bool = True) -> list[str]:
+    """The output words listed in `path`, one per line, normalised like targets (blank lines are skipped)."""
+    words = []
+    for line in _read_utf8(path).splitlines():
+        if line.strip():
+            words.append(normalize_phrase(line, lowercase))
+    if not words:
+        raise DataValidationError(f"{path}: no words (one output word per line)")
+    return words
+
+
+def label_list_for(head: str, train: Dataset, tokenizer: PreTrainedTokenizerBase,
+                   extra: Sequence[str] = ()) -> list[str]:
+    """The output words: the sorted training targets and `extra` words (`labels` head), or the tokenizer's
+    vocabulary (`vocab`)."""
     if head == "labels":
-        return sorted({word for words in train["targets"] for word in words})
+        return sorted({word for words in train["targets"] for word in words} | set(extra))
     vocab = tokenizer.get_vocab()
     labels = [""] * len(vocab)
     for token, i in vocab.items():

@@ -193,10 +193,12 @@ class WordMappingDecoder:
         return texts
 
     def probabilities(self, logits: torch.Tensor, embeddings: torch.Tensor | None = None,
-                      phrases: list[str] | None = None, memory_weight: float | None = None) -> torch.Tensor:
+                      phrases: list[str] | None = None, memory_weight: float | None = None,
+                      vote: torch.Tensor | None = None) -> torch.Tensor:
         """Probabilities (batch, num_labels) of normalised `phrases` from their `logits` and pooled `embeddings`.
 
-        `memory_weight` overrides the config's (used when choosing it on validation)."""
+        `memory_weight` overrides the config's and `vote` is `memory_vote(embeddings, ...)` computed already (both
+        used when choosing the weight on validation)."""
         probabilities = (logits.float() / self.config.temperature).softmax(dim=-1)
         memory = self.memory
         if memory is None or not len(memory) or phrases is None:
@@ -205,14 +207,7 @@ class WordMappingDecoder:
         classifier, num_labels = probabilities, probabilities.shape[-1]
         golds = memory.golds.to(probabilities.device)
         if weight > 0 and embeddings is not None:
-            keys = memory.keys.to(probabilities.device)
-            queries = torch.nn.functional.normalize(embeddings.float(), dim=-1)
-            top = (queries @ keys.T).topk(min(self.config.memory_neighbors, len(memory)), dim=-1)  # (batch, k)
-            neighbours = golds[top.indices]  # (batch, k, max_golds)
-            valid = (neighbours >= 0).float()
-            split = valid / valid.sum(dim=-1, keepdim=True).clamp(min=1)  # each neighbour's words share its vote
-            weights = (top.values / self.config.memory_temperature).softmax(dim=-1)
-            vote = spread(weights.unsqueeze(-1) * split, neighbours, num_labels)
+            vote = self.memory_vote(embeddings, num_labels) if vote is None else vote
             probabilities = (1 - weight) * probabilities + weight * vote
         else:
             probabilities = probabilities.clone()
@@ -224,6 +219,20 @@ class WordMappingDecoder:
                     ranked = (classifier[row] + 1e-12) * (known > 0)
                     probabilities[row] = ranked / ranked.sum()
         return probabilities
+
+    def memory_vote(self, embeddings: torch.Tensor, num_labels: int) -> torch.Tensor:
+        """(batch, num_labels): the vote of each phrase's `memory_neighbors` nearest stored phrases (a softmax of
+        their cosine similarities over `memory_temperature`, each neighbour's share split over its words)."""
+        memory = self.memory
+        golds = memory.golds.to(embeddings.device)
+        keys = memory.keys.to(embeddings.device)
+        queries = torch.nn.functional.normalize(embeddings.float(), dim=-1)
+        top = (queries @ keys.T).topk(min(self.config.memory_neighbors, len(memory)), dim=-1)  # (batch, k)
+        neighbours = golds[top.indices]  # (batch, k, max_golds)
+        valid = (neighbours >= 0).float()
+        split = valid / valid.sum(dim=-1, keepdim=True).clamp(min=1)  # each neighbour's words share its vote
+        weights = (top.values / self.config.memory_temperature).softmax(dim=-1)
+        return spread(weights.unsqueeze(-1) * split, neighbours, num_labels)
 
     def select(self, probabilities: torch.Tensor, labels: list[str], top_k: int | None = None,
                min_score: float | None = None) -> list[list[tuple[str, float]]]:

@@ -80,7 +80,9 @@ class BertMapPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         # Sub-models (the encoder) are initialised by their own `_init_weights`; this covers the head.
-        if isinstance(module, nn.Linear):
+        if isinstance(module, BertForWordMapping) and module.logit_scale is not None:
+            init.constant_(module.logit_scale, self.config.logit_scale_init_value)
+        elif isinstance(module, nn.Linear):
             init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
             if module.bias is not None:
                 init.zeros_(module.bias)
@@ -114,9 +116,12 @@ class BertForWordMapping(BertMapPreTrainedModel):
 
         hidden_size = config.encoder_config.hidden_size
         self.dropout = nn.Dropout(config.classifier_dropout)
+        self.logit_scale = None
         if config.head == "labels":
             self.vocab_transform = None
             self.classifier = nn.Linear(hidden_size, config.num_labels)
+            if config.logit_scale_init_value is not None:
+                self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init_value)))
         else:
             word_embeddings = self.encoder.get_input_embeddings()
             vocab_size, embedding_size = word_embeddings.weight.shape
@@ -166,16 +171,32 @@ class BertForWordMapping(BertMapPreTrainedModel):
         """
         kwargs.pop("num_items_in_batch", None)
         embedding = self.pool(input_ids, attention_mask, token_type_ids=token_type_ids, **kwargs)  # (batch, hidden)
-        pooled = self.dropout(embedding)
-        if self.vocab_transform is not None:
-            pooled = self.vocab_transform(pooled)
-        logits = self.classifier(pooled)  # (batch, num_labels)
+        logits = self.project(self.dropout(embedding))  # (batch, num_labels)
 
         loss = None
         if labels is not None:
             gold = multi_hot(labels.to(logits.device), logits.shape[-1]).to(logits.dtype)
             loss = soft_cross_entropy(logits, gold, self.config.label_smoothing)
         return WordMappingOutput(loss=loss, logits=logits, pooled_output=embedding)
+
+    def project(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The head: pooled embeddings (batch, hidden) -> logits (batch, num_labels)."""
+        if self.vocab_transform is not None:
+            pooled = self.vocab_transform(pooled)
+        if self.logit_scale is None:
+            return self.classifier(pooled)
+        rows = nn.functional.normalize(self.classifier.weight, dim=-1)  # (num_labels, hidden)
+        cosines = nn.functional.linear(nn.functional.normalize(pooled, dim=-1), rows)
+        return self.logit_scale.exp() * cosines + self.classifier.bias
+
+    def freeze_head(self) -> None:
+        """Keep the head's rows and biases as they are (the label names' embeddings after `initialize_head`): only
+        the encoder and a cosine head's `logit_scale` learn. With tens of thousands of output words, an optimiser
+        would otherwise move every row on every step, the rows of words absent from the batch included."""
+        if self.config.head != "labels":
+            raise ValueError("freeze_head applies to head='labels'; the vocab head is tied to the word embeddings")
+        for param in self.classifier.parameters():
+            param.requires_grad = False
 
     def freeze_encoder_layers(self, num_layers: int) -> None:
         """Train only the encoder's layers from `num_layers` on (and the head): its embeddings, its first

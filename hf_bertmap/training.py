@@ -26,7 +26,7 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
-from .arguments import BertMapTrainingArguments, DataArguments, ModelArguments
+from .arguments import LOGIT_SCALE_INIT, BertMapTrainingArguments, DataArguments, ModelArguments
 from .backbones import hub_id, resolve_backbone
 from .calibration import fit_memory_weight, fit_temperature
 from .configuration_bertmap import BertMapConfig
@@ -39,6 +39,7 @@ from .data import (
     label_list_for,
     load_splits,
     preprocess_splits,
+    read_label_file,
 )
 from .decoding_bertmap import DecodingConfig, WordMappingDecoder
 from .inference import WEIGHTS_FILE, WordMapper, check_safetensors_file
@@ -53,6 +54,9 @@ logger = logging.getLogger(__name__)
 EXAMPLE_PHRASES = ["fishy", "valuable", "large", "very chonky"]
 TOP_K = 5
 DEFAULT_MEMORY_WEIGHT = 0.3  # without a validation split to choose it on
+# The decoding step is fitted on at most this many (validation phrase, output word) logits: 134 MB of float32 per
+# copy, all of a few thousand phrases over a few hundred words, the first 433 phrases over 77,503 words.
+MAX_FIT_LOGITS = 2**25
 
 
 def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None = None) -> dict[str, float]:
@@ -80,10 +84,14 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     # 3. Model, tokenizer and decoding step: a new head on a backbone, or a bertmap checkpoint to train on.
     mapper = load_mapper(model_args, data_args, splits, training_args.do_train)
     num_layers = mapper.model.config.encoder_config.num_hidden_layers
-    frozen = model_args.frozen_layers(num_layers, mapper.model.config.head) if training_args.do_train else 0
+    config = mapper.model.config
+    frozen = model_args.frozen_layers(num_layers, config.head, config.num_labels) if training_args.do_train else 0
     if frozen:
         mapper.model.freeze_encoder_layers(frozen)
         logger.info(f"Training the top {num_layers - frozen} of the encoder's {num_layers} layers and the head")
+    if training_args.do_train and model_args.large_head(config.num_labels)[1]:
+        mapper.model.freeze_head()
+        logger.info(f"The head's {config.num_labels} rows stay at the label names' embeddings")
     label_names = mapper.labels
     data_counts = describe_splits(splits)
     logger.info(f"Data: {data_counts}; {len(label_names)} output words")
@@ -127,15 +135,15 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
                                    ("test", "test", training_args.do_predict)):
         if enabled and len(splits[split]) > 0:
             phrases, targets = list(splits[split]["phrase"]), list(splits[split]["targets"])
-            ranked = mapper.rank(phrases, k=TOP_K)
+            golds = gold_lists(targets, mapper.model.config.label2id)
+            ranked = mapper.rank(phrases, k=TOP_K, golds=golds)
             metrics = mapper.evaluate(phrases, targets, k=TOP_K, ranked=ranked)
             split_metrics[prefix] = {f"{prefix}_{key}": value for key, value in metrics.items()}
             split_metrics[prefix][f"{prefix}_samples"] = len(splits[split])
             trainer.log_metrics(prefix, split_metrics[prefix])
             if prefix == "test":
-                golds = gold_lists(targets, mapper.model.config.label2id)
-                hits = [ids[0] in gold for ids, gold in zip(ranked[0], golds)]
-                test_predictions = ([row[0] for row in ranked[1]], hits)
+                hits = [ids[0] in gold for ids, gold in zip(ranked.ids, golds)]
+                test_predictions = ([row[0] for row in ranked.scores], hits)
     results = {key: value for metrics in split_metrics.values() for key, value in metrics.items()}
 
     # 7. Save (atomically), write the card, show the task's examples, push.
@@ -181,7 +189,10 @@ def load_mapper(model_args: ModelArguments, data_args: DataArguments, splits: da
                          "bertmap model (its config's model_type is not 'bertmap')")
     if model_args.head == "vocab":
         check_vocab_targets(splits, tokenizer)
-    label_names = label_list_for(model_args.head, splits["train"], tokenizer)
+    if data_args.label_file is not None and model_args.head != "labels":
+        raise ValueError("--label_file lists output words of --head labels; --head vocab outputs the vocabulary")
+    extra = read_label_file(data_args.label_file, data_args.lowercase) if data_args.label_file else ()
+    label_names = label_list_for(model_args.head, splits["train"], tokenizer, extra)
     model = build_model(model_args, label_names, path, hub_kwargs)
     model.decoder = WordMappingDecoder(DecodingConfig(min_score=model_args.min_score,
                                                       max_length=data_args.max_seq_length,
@@ -199,6 +210,7 @@ def build_model(model_args: ModelArguments, label_names: list[str], path: str, h
         encoder_config=encoder.config.to_dict(),
         pooling=model_args.pooling,
         head=model_args.head,
+        logit_scale_init_value=LOGIT_SCALE_INIT if model_args.large_head(len(label_names))[0] else None,
         classifier_dropout=model_args.classifier_dropout,
         label_smoothing=model_args.label_smoothing,
         id2label=dict(enumerate(label_names)),
@@ -214,8 +226,8 @@ def build_model(model_args: ModelArguments, label_names: list[str], path: str, h
 
 
 def fit_decoding(mapper: WordMapper, splits: datasets.DatasetDict, model_args: ModelArguments) -> dict[str, float]:
-    """Store the training phrases in the memory, then, from one pass over the validation phrases, choose the memory
-    weight and fit the temperature of the decoded (mixed) probabilities. Returns what was fitted and measured: the
+    """Store the training phrases in the memory, then, from one pass over the validation phrases (as many as
+    `MAX_FIT_LOGITS` allows), choose the memory weight and fit the temperature of the decoded (mixed) probabilities. Returns what was fitted and measured: the
     validation ECE before calibration is that of the plain classifier at temperature 1."""
     decoder, results = mapper.decoder, {}
     label2id = mapper.model.config.label2id
@@ -226,6 +238,7 @@ def fit_decoding(mapper: WordMapper, splits: datasets.DatasetDict, model_args: M
         mapper.memorize([p for p, _ in rows], [w for _, w in rows], weight=DEFAULT_MEMORY_WEIGHT, replace=True)
         results.update(memory_size=len(rows), memory_weight=DEFAULT_MEMORY_WEIGHT)
     validation = splits["validation"]
+    validation = validation.select(range(min(len(validation), max(1, MAX_FIT_LOGITS // len(label2id)))))
     if len(validation) == 0 or not (model_args.calibrate or decoder.memory is not None):
         return results
     texts, logits, pooled = [], [], []
@@ -362,7 +375,10 @@ def write_model_card(folder: str, mapper: WordMapper, results: dict[str, float],
         "head_learning_rate": training_args.head_learning_rate or training_args.learning_rate,
         "epochs": training_args.num_train_epochs,
         "train_batch_size": training_args.per_device_train_batch_size * max(1, training_args.world_size),
-        "frozen encoder layers": model_args.frozen_layers(config.encoder_config.num_hidden_layers, config.head),
+        "frozen encoder layers": model_args.frozen_layers(config.encoder_config.num_hidden_layers, config.head,
+                                                          config.num_labels),
+        "cosine head": config.logit_scale_init_value is not None,
+        "head rows fixed": model_args.large_head(config.num_labels)[1],
         "label_smoothing": config.label_smoothing, "modifier copies": data_args.augment_copies,
         "misspelt copies": data_args.misspellings, "comparatives": data_args.comparatives,
         "head initialised from label names": model_args.init_head_from_label_names,

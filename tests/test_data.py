@@ -25,6 +25,7 @@ from hf_bertmap.data import (
     load_informal_eval,
     load_splits,
     preprocess_splits,
+    read_label_file,
     read_pair_file,
     split_by_phrase,
     tokenize_splits,
@@ -317,3 +318,18 @@ def test_a_test_file_alone_gives_empty_training_and_validation_splits(pair_files
     splits = load_splits(DataArguments(test_file=str(pair_files["test"])))
     assert len(splits["train"]) == len(splits["validation"]) == 0
     assert len(splits["test"]) == len(pair_files["test"].read_text().splitlines()) - 1
+
+
+def test_a_label_file_adds_output_words_that_have_no_training_phrase(tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("Girth\n\nsize\nheight\n")
+    assert read_label_file(str(words)) == ["girth", "size", "height"]
+    train = Dataset.from_dict({"phrase": ["large"], "targets": [["size"]]})
+    assert label_list_for("labels", train, None, read_label_file(str(words))) == ["girth", "height", "size"]
+
+
+def test_an_empty_label_file_is_refused_naming_it(tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("\n  \n")
+    with pytest.raises(DataValidationError, match=r"words.txt: no words \(one output word per line\)"):
+        read_label_file(str(words))

@@ -140,5 +140,16 @@ def test_evaluate_scores_decoded_words_and_counts_unknown_golds_as_misses(saved_
     targets = [[top[0]], [top[1], "girth"], ["girth"]]  # right, right (any gold), a word the model lacks
     metrics = mapper.evaluate(phrases, targets, k=2)
     assert metrics["accuracy"] == pytest.approx(2 / 3) and metrics["coverage"] == 1.0
-    assert set(metrics) == {"accuracy", "accuracy_at_2", "macro_f1", "ece", "coverage"}
+    assert set(metrics) == {"accuracy", "accuracy_at_2", "macro_f1", "ece", "coverage", "median_rank"}
     assert mapper.evaluate(phrases, targets, min_score=1.0)["coverage"] == 0.0
+
+
+def test_evaluate_ranks_each_gold_among_all_words_at_any_cut_offs(saved_model):
+    mapper = WordMapper.from_pretrained(saved_model)
+    phrases = ["large", "fishy", "tall"]
+    order = [[word for word, _ in words] for words in mapper.predict(phrases, top_k=3, min_score=0.0)]
+    targets = [[order[0][0]], [order[1][2]], ["girth"]]  # rank 1, rank 3, not an output word (rank 3 + 1)
+    metrics = mapper.evaluate(phrases, targets, k=[1, 2, 3])
+    assert (metrics["accuracy_at_1"], metrics["accuracy_at_2"], metrics["accuracy_at_3"]) == (1 / 3, 1 / 3, 2 / 3)
+    assert metrics["median_rank"] == 3.0
+    assert mapper.rank(phrases, k=1, golds=[[0, 1, 2], [], [1]]).gold_ranks[:2] == [1, 4]

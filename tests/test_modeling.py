@@ -267,3 +267,39 @@ def test_freezing_the_lower_layers_trains_only_the_layers_above_them_and_the_hea
 def test_freezing_more_layers_than_the_encoder_has_is_refused():
     with pytest.raises(ValueError, match=r"num_layers must be in \[0, 2\], got 3"):
         make_model().freeze_encoder_layers(3)
+
+
+def test_cosine_head_scores_a_learned_scale_times_the_cosine_plus_the_bias():
+    model = make_model(logit_scale_init_value=3.0, classifier_dropout=0.0).eval()
+    inputs = {"input_ids": torch.tensor([[2, 7, 8, 3]]), "attention_mask": torch.ones(1, 4, dtype=torch.long)}
+    out = model(**inputs)
+    cosines = torch.nn.functional.cosine_similarity(out.pooled_output[:, None], model.classifier.weight[None], dim=-1)
+    assert model.logit_scale.item() == pytest.approx(3.0)
+    assert torch.allclose(out.logits, torch.e ** 3.0 * cosines + model.classifier.bias, atol=1e-5)
+
+
+def test_cosine_head_reloads_with_its_learned_scale(tmp_path):
+    model = make_model(logit_scale_init_value=3.0)
+    with torch.no_grad():
+        model.logit_scale.fill_(2.5)
+    model.save_pretrained(tmp_path / "m")
+    reloaded = BertForWordMapping.from_pretrained(tmp_path / "m")
+    assert reloaded.logit_scale.item() == pytest.approx(2.5)
+    inputs = {"input_ids": torch.tensor([[2, 7, 3]])}
+    assert torch.allclose(model.eval()(**inputs).logits, reloaded.eval()(**inputs).logits, atol=1e-6)
+
+
+def test_freeze_head_leaves_only_the_encoder_and_the_scale_to_learn():
+    model = make_model(logit_scale_init_value=3.0)
+    model.freeze_head()
+    trained = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert "logit_scale" in trained and not trained & {"classifier.weight", "classifier.bias"}
+    assert all(name.startswith("encoder.") for name in trained - {"logit_scale"})
+    out = model(input_ids=torch.tensor([[2, 7, 3]]), labels=torch.tensor([1]))
+    out.loss.backward()
+    assert model.logit_scale.grad is not None and model.classifier.weight.grad is None
+
+
+def test_cosine_head_is_refused_for_the_vocab_head():
+    with pytest.raises(ValueError, match="logit_scale_init_value \\(a cosine head\\) applies to head='labels' only"):
+        BertMapConfig(head="vocab", logit_scale_init_value=3.0)

@@ -66,3 +66,13 @@ def test_a_missing_onnxruntime_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", without_onnxruntime)
     with pytest.raises(ImportError, match=r'pip install "hf_bertmap\[onnx\]"'):
         require_onnxruntime()
+
+
+def test_a_cosine_head_exports_with_the_same_scores(tokenizer, tmp_path):
+    from conftest import make_model
+
+    mapper = WordMapper(make_model(logit_scale_init_value=3.0), tokenizer)
+    mapper.export_onnx(tmp_path / "onnx")
+    served = WordMapper.from_pretrained(tmp_path / "onnx", backend="onnx")
+    expected, got = mapper.predict(PHRASES, top_k=3, min_score=0.0), served.predict(PHRASES, top_k=3, min_score=0.0)
+    assert [dict(top) for top in got] == [pytest.approx(dict(top), abs=1e-5) for top in expected]

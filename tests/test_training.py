@@ -16,6 +16,7 @@ from hf_bertmap import WordMapper
 from hf_bertmap.calibration import fit_temperature
 from hf_bertmap.metrics import calibration_error
 from hf_bertmap.data import DataValidationError
+from hf_bertmap.modeling_bertmap import masked_mean
 from hf_bertmap.training import main, parse_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -280,6 +281,7 @@ def test_a_deep_encoder_trains_its_top_third_by_default_and_a_shallow_one_whole(
     model_args = parse_args([])[0]
     assert [model_args.frozen_layers(n, "labels") for n in (12, 24, 6)] == [8, 16, 0]
     assert model_args.frozen_layers(12, "vocab") == 0  # tied to the word embeddings
+    assert [model_args.frozen_layers(6, "labels", n) for n in (285, 77_503)] == [0, 2]  # shallow: large sets only
     assert parse_args(["--freeze_layers", "0"])[0].frozen_layers(12, "labels") == 0
 
 
@@ -297,3 +299,31 @@ def test_frozen_layers_keep_their_pretrained_weights_through_training(tiny_backb
 def test_a_negative_freeze_layers_is_refused_when_parsing():
     with pytest.raises(ValueError, match="--freeze_layers must be >= 0, got -1"):
         parse_args(["--freeze_layers", "-1"])
+
+
+def test_large_label_sets_get_a_fixed_cosine_head_by_default():
+    from hf_bertmap.arguments import LARGE_LABEL_SET, ModelArguments
+
+    assert ModelArguments().large_head(285) == (False, False)
+    assert ModelArguments().large_head(LARGE_LABEL_SET + 1) == (True, True)
+    assert ModelArguments(cosine_head=True).large_head(285) == (True, False)
+    assert ModelArguments(freeze_head=False).large_head(LARGE_LABEL_SET + 1) == (True, False)
+    with pytest.raises(ValueError, match="--cosine_head and --freeze_head apply to --head labels only"):
+        ModelArguments(head="vocab", freeze_head=True)
+
+
+def test_label_file_words_become_outputs_and_a_fixed_head_keeps_their_rows(tiny_backbone, pair_files, tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("girth\nsize\n")
+    output = tmp_path / "out"
+    main(train_args(tiny_backbone, pair_files, output, "--label_file", str(words), "--cosine_head", "true",
+                    "--freeze_head", "true", "--num_train_epochs", "2"))
+    mapper = WordMapper.from_pretrained(output)
+    assert "girth" in mapper.labels and mapper.model.config.logit_scale_init_value is not None
+    encoder = AutoModel.from_pretrained(tiny_backbone).eval()
+    names = mapper.tokenizer(mapper.labels, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        embeddings = masked_mean(encoder(**names).last_hidden_state, names["attention_mask"])
+    assert torch.allclose(mapper.model.classifier.weight, torch.nn.functional.normalize(embeddings, dim=-1), atol=1e-5)
+    assert torch.equal(mapper.model.classifier.bias, torch.zeros(len(mapper.labels)))
+    assert mapper.model.logit_scale.item() != pytest.approx(3.0)
