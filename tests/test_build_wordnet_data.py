@@ -55,3 +55,46 @@ def test_everyday_table_refuses_an_empty_word_naming_the_line(tmp_path):
     table.write_text("phrase\twords\nchubby\tweight|\n")
     with pytest.raises(ValueError, match=r"pairs.tsv, line 2: a phrase and at least one word are required"):
         load_build_script().read_everyday_pairs(table)
+
+
+def load_gloss_script():
+    spec = importlib.util.spec_from_file_location("build_wordnet_glosses", ROOT / "scripts" / "build_wordnet_glosses.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeSynset:
+    def __init__(self, definition: str, *lemmas: str):
+        self._definition, self._lemmas = definition, list(lemmas)
+
+    def definition(self) -> str:
+        return self._definition
+
+    def lemma_names(self) -> list[str]:
+        return self._lemmas
+
+
+def test_glosses_pair_each_definition_with_its_single_word_lemmas():
+    pairs = load_gloss_script().gloss_pairs([
+        FakeSynset("a domesticated  canine", "dog", "domestic_dog", "Canis"),
+        FakeSynset("a domesticated canine", "dog", "pooch"),       # same definition: merged
+        FakeSynset("a unit of time", "hour", "60-minutes", "o'clock"),
+        FakeSynset("only multi-word names", "ice_cream"),
+    ])
+    assert pairs == {"a domesticated canine": ["dog", "canis", "pooch"], "a unit of time": ["hour"]}
+
+
+def test_the_split_by_word_never_trains_on_a_held_out_words_definition():
+    script = load_gloss_script()
+    words = [f"word{i}" for i in range(400)]
+    pairs = {f"definition {i}": [words[i], words[(i + 1) % 400]] for i in range(400)}
+    pairs["a description written by hand"] = ["word0"]
+    train, test, vocabulary = script.split_by_word(pairs, 10.0, exclude={"a description written by hand"})
+    held = {w for w in words if script.held_out(w, 10.0)}
+    assert 10 < len(held) < 80 and vocabulary == sorted(words)
+    assert {row["target"] for row in test} == held
+    test_definitions = {row["phrase"] for row in test}
+    assert not test_definitions & {row["phrase"] for row in train}
+    assert not held & {row["target"] for row in train}
+    assert "a description written by hand" not in test_definitions | {row["phrase"] for row in train}
