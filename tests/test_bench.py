@@ -60,3 +60,35 @@ def test_quality_smoke(tiny_backbone, tmp_path):
     assert 0 < len(added["held_out"]) <= 3 and 0.0 <= added["held_out_top1"] <= added["held_out_top5"] <= 1.0
     for system in ("embedding_knn", "setfit", "seed_design", "default"):
         assert set(results[system]["examples"]) == {"fishy", "valuable", "large", "very chonky"}, system
+
+
+def write_gloss_fixture(folder: Path) -> Path:
+    """A tiny reverse-dictionary folder as scripts/build_wordnet_glosses.py writes it, from the tiny vocabulary."""
+    from conftest import write_pairs
+
+    folder.mkdir()
+    train = [("very large", "size"), ("not very large", "size"), ("very tall", "height"), ("really tall", "height"),
+             ("very hot", "temperature"), ("quite hot", "temperature"), ("so smelly", "smell"), ("a bit smelly", "smell"),
+             ("pretty heavy", "weight"), ("super heavy", "weight"), ("rather cold", "temperature"),
+             ("kind of huge", "size")]
+    write_pairs(folder / "train.tsv", train)
+    write_pairs(folder / "held_out.tsv", [("really expensive", "value"), ("so expensive", "value")])
+    write_pairs(folder / "descriptions.tsv", [("extremely large", "size"), ("a little hot", "temperature")])
+    (folder / "words.txt").write_text("".join(f"{w}\n" for w in ("height", "size", "smell", "temperature", "value",
+                                                                  "weight")))
+    return folder
+
+
+def test_reverse_dictionary_smoke(tiny_backbone, tmp_path):
+    glosses = write_gloss_fixture(tmp_path / "glosses")
+    results = run_bench("reverse_dictionary.py", "--backbone", str(tiny_backbone), "--glosses", str(glosses),
+                        "--seed_design", cwd=tmp_path)
+    assert results["output_words"] == 6
+    for system in ("default", "seed_design"):
+        run = results[system]
+        assert run["wall_s"] > run["first_step_s"] > 0 and run["peak_rss_mib"] > 0 and run["losses"], system
+    for split, n in (("held_out_definitions", 2), ("descriptions", 2)):
+        row = results["default"][split]
+        assert 0.0 <= row["acc@1"] <= row["acc@10"] <= row["acc@100"] <= 1.0 and row["n"] == n
+        assert 1 <= row["median_rank"] <= 6
+        assert results["seed_design"][split]["n"] == results["default"][f"{split}_one_token"]["n"]

@@ -1,0 +1,191 @@
+"""Reverse dictionary (a definition or description -> the word): the default recipe with tens of thousands of
+output words, trained on WordNet's glosses and scored with the reverse-dictionary measures.
+
+    python bench/reverse_dictionary.py                         # all-MiniLM-L6-v2, one epoch, 77,503 output words
+    python bench/reverse_dictionary.py --seed_design           # also the seed's vocabulary head (one-token words)
+    python bench/reverse_dictionary.py --smoke --backbone PATH --glosses DIR   # a tiny run, for the test suite
+
+1. Data: `scripts/build_wordnet_glosses.py` (Debian's wordnet-base) into a work folder, the hand-written
+   descriptions (`bench/data/descriptions.tsv`) excluded, or `--glosses DIR` holding its `train.tsv`,
+   `held_out.tsv` and `words.txt`. Held-out words keep their place among the output words (`--label_file`) but
+   none of their definitions is trained on.
+2. default: `train.py --train_file train.tsv --label_file words.txt --validation_split_percentage 2
+   --test_split_percentage 0 --augment_copies 0 --num_train_epochs 1` and no other flag, in a child process:
+   wall time, peak resident memory, seconds from start to the end of the first training step, the training loss
+   over the epoch.
+3. Scores over every output word, through `WordMapper.evaluate`: accuracy@1/10/100 and the median rank of the
+   gold word, on the held-out words' definitions and on the hand-written descriptions (never trained on).
+4. seed_design (`--seed_design`): the seed's own model, `pooler_output` -> the 30,522-token vocabulary head tied to
+   the word embeddings, one learning rate, on the pairs whose word is one token; scored on the one-token part of
+   each evaluation set, beside the default on the same part.
+
+Prints a table and one JSON line with everything.
+"""
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DESCRIPTIONS = ROOT / "bench" / "data" / "descriptions.tsv"
+CUTOFFS = (1, 10, 100)
+DEFAULT_FLAGS = ["--validation_split_percentage", "2", "--test_split_percentage", "0", "--augment_copies", "0",
+                 "--num_train_epochs", "1"]
+# The seed's design as bench/quality.py runs it, for one epoch like the default.
+SEED_DESIGN_FLAGS = ["--pooling", "pooler", "--head", "vocab", "--head_learning_rate", "1e-4", "--learning_rate",
+                     "1e-4", "--train_sampling_strategy", "random", "--eval_strategy", "no", "--save_strategy", "no",
+                     "--load_best_model_at_end", "false", "--calibrate", "false", "--memory", "false",
+                     "--do_eval", "false"]
+SMOKE_FLAGS = ["--max_train_samples", "40", "--validation_split_percentage", "25", "--per_device_train_batch_size", "8",
+               "--logging_steps", "1"]
+# Runs train.py's main() with a callback that writes when the first training step ended.
+# Runs train.py's main() with a callback noting when the first training step ended, then writes that time and the
+# process's own peak resident memory.
+CHILD = """
+import json, resource, sys, time
+from transformers import TrainerCallback
+from hf_bertmap.training import main
+
+class FirstStep(TrainerCallback):
+    first_step_end = None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 1:
+            FirstStep.first_step_end = time.time()
+
+main(sys.argv[2:], callbacks=[FirstStep()])
+with open(sys.argv[1], "w") as f:
+    json.dump({"first_step_end": FirstStep.first_step_end,
+               "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}, f)
+"""
+
+
+def read_pairs(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Phrases and their gold words, several golds per phrase grouped."""
+    golds: dict[str, list[str]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            golds.setdefault(row["phrase"], []).append(row["target"])
+    return list(golds), list(golds.values())
+
+
+def build_glosses(folder: Path) -> Path:
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "build_wordnet_glosses.py"), "--output_dir", str(folder),
+                    "--exclude", str(DESCRIPTIONS)], check=True, capture_output=True, text=True)
+    return folder
+
+
+def train(flags: list[str], output: Path, work: Path) -> dict:
+    """Run train.py's main() in a child process: wall seconds, peak MiB, seconds to the first step's end, losses."""
+    marker = work / f"{output.name}.child.json"
+    start = time.time()
+    result = subprocess.run([sys.executable, "-c", CHILD, str(marker), *flags, "--output_dir", str(output),
+                             "--disable_tqdm", "true"], capture_output=True, text=True, cwd=work,
+                            stdin=subprocess.DEVNULL)
+    wall = time.time() - start
+    if result.returncode != 0:
+        raise SystemExit(f"train.py {' '.join(flags)} failed:\n{result.stderr[-3000:]}")
+    state = json.loads((output / "trainer_state.json").read_text())
+    losses = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+    child = json.loads(marker.read_text())
+    return {
+        "wall_s": round(wall, 1),
+        "peak_rss_mib": round(child["peak_rss_mib"]),
+        "first_step_s": round(child["first_step_end"] - start, 1),
+        "losses": losses,
+        "train_loss": state["log_history"][-1].get("train_loss"),
+        "train_runtime_s": state["log_history"][-1].get("train_runtime"),
+    }
+
+
+def score(mapper, phrases: list[str], targets: list[list[str]]) -> dict:
+    metrics = mapper.evaluate(phrases, targets, k=list(CUTOFFS), min_score=0.0)
+    row = {f"acc@{k}": round(metrics[f"accuracy_at_{k}"], 4) for k in CUTOFFS}
+    row.update(median_rank=metrics["median_rank"], n=len(phrases))
+    return row
+
+
+def one_token(tokenizer, phrases: list[str], targets: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """The (phrase, golds) rows whose golds keep at least one one-token word, only those words kept."""
+    vocab = tokenizer.get_vocab()
+    rows = [(p, [w for w in words if w in vocab]) for p, words in zip(phrases, targets)]
+    rows = [(p, words) for p, words in rows if words]
+    return [p for p, _ in rows], [w for _, w in rows]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbone", default="all-MiniLM-L6-v2")
+    parser.add_argument("--glosses", default=None, help="a folder written by scripts/build_wordnet_glosses.py")
+    parser.add_argument("--seed_design", action="store_true", help="also train and score the seed's vocabulary head")
+    parser.add_argument("--smoke", action="store_true", help="a tiny run, for the test suite")
+    parser.add_argument("--output_dir", default=None, help="keep the trained models here (default: a temp folder)")
+    args = parser.parse_args()
+
+    from hf_bertmap import WordMapper
+
+    with tempfile.TemporaryDirectory() as temp:
+        work = Path(args.output_dir or temp)
+        work.mkdir(parents=True, exist_ok=True)
+        glosses = Path(args.glosses) if args.glosses else build_glosses(work / "glosses")
+        descriptions = DESCRIPTIONS if not args.smoke else glosses / "descriptions.tsv"
+        evaluation = {"held_out_definitions": read_pairs(glosses / "held_out.tsv"),
+                      "descriptions": read_pairs(descriptions)}
+        data = ["--model_name_or_path", args.backbone, "--train_file", str(glosses / "train.tsv")]
+        smoke = SMOKE_FLAGS if args.smoke else []
+        report = {"backbone": args.backbone, "output_words": len((glosses / "words.txt").read_text().split())}
+
+        runs = {"default": data + ["--label_file", str(glosses / "words.txt")] + DEFAULT_FLAGS + smoke}
+        if args.seed_design:
+            runs["seed_design"] = data + DEFAULT_FLAGS + SEED_DESIGN_FLAGS + smoke + ["--only_vocab_targets"]
+        mappers = {}
+        for system, flags in runs.items():
+            if system == "seed_design":
+                flags = seed_design_data(flags, glosses, work, mappers["default"].tokenizer)
+            report[system] = train(flags, work / system, work)
+            mappers[system] = WordMapper.from_pretrained(work / system)
+        for split, (phrases, targets) in evaluation.items():
+            report["default"][split] = score(mappers["default"], phrases, targets)
+            if args.seed_design:
+                part = one_token(mappers["seed_design"].tokenizer, phrases, targets)
+                report["seed_design"][split] = score(mappers["seed_design"], *part)
+                report["default"][f"{split}_one_token"] = score(mappers["default"], *part)
+
+    print_table(report)
+    print(json.dumps(report))
+
+
+def seed_design_data(flags: list[str], glosses: Path, work: Path, tokenizer) -> list[str]:
+    """The seed design's flags with its training file cut to the pairs whose word is one token."""
+    flags = [f for f in flags if f != "--only_vocab_targets"]
+    vocab = tokenizer.get_vocab()
+    kept = work / "train_one_token.tsv"
+    with open(glosses / "train.tsv", newline="") as source, open(kept, "w", newline="") as target:
+        reader = csv.DictReader(source, delimiter="\t")
+        writer = csv.DictWriter(target, fieldnames=["phrase", "target"], delimiter="\t", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({"phrase": r["phrase"], "target": r["target"]} for r in reader if r["target"] in vocab)
+    return [str(kept) if f == str(glosses / "train.tsv") else f for f in flags]
+
+
+def print_table(report: dict) -> None:
+    print(f"{report['output_words']} output words, backbone {report['backbone']}")
+    for system in ("default", "seed_design"):
+        if system not in report:
+            continue
+        run = report[system]
+        losses = run["losses"]
+        print(f"{system}: {run['wall_s']} s wall, {run['peak_rss_mib']} MiB peak, first step at {run['first_step_s']} s, "
+              f"loss {losses[0] if losses else '-'} -> {losses[-1] if losses else '-'}")
+        for split, row in run.items():
+            if isinstance(row, dict):
+                print(f"  {split:<34}" + "  ".join(f"{key} {value}" for key, value in row.items()))
+
+
+if __name__ == "__main__":
+    main()
