@@ -3,7 +3,7 @@ output words, trained on WordNet's glosses and scored with the reverse-dictionar
 
     python bench/reverse_dictionary.py                         # all-MiniLM-L6-v2, one epoch, 77,503 output words
     python bench/reverse_dictionary.py --seed_design           # also the seed's vocabulary head (one-token words)
-    python bench/reverse_dictionary.py --smoke --backbone PATH --glosses DIR   # a tiny run, for the test suite
+    python bench/reverse_dictionary.py --smoke --backbone PATH --glosses DIR --descriptions TSV   # for the tests
 
 1. Data: `scripts/build_wordnet_glosses.py` (Debian's wordnet-base) into a work folder, the hand-written
    descriptions (`bench/data/descriptions.tsv`) excluded, or `--glosses DIR` holding its `train.tsv`,
@@ -122,6 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="all-MiniLM-L6-v2")
     parser.add_argument("--glosses", default=None, help="a folder written by scripts/build_wordnet_glosses.py")
+    parser.add_argument("--descriptions", default=str(DESCRIPTIONS), help="hand-written (phrase, target) TSV")
     parser.add_argument("--seed_design", action="store_true", help="also train and score the seed's vocabulary head")
     parser.add_argument("--smoke", action="store_true", help="a tiny run, for the test suite")
     parser.add_argument("--output_dir", default=None, help="keep the trained models here (default: a temp folder)")
@@ -133,22 +134,20 @@ def main() -> None:
         work = Path(args.output_dir or temp)
         work.mkdir(parents=True, exist_ok=True)
         glosses = Path(args.glosses) if args.glosses else build_glosses(work / "glosses")
-        descriptions = DESCRIPTIONS if not args.smoke else glosses / "descriptions.tsv"
         evaluation = {"held_out_definitions": read_pairs(glosses / "held_out.tsv"),
-                      "descriptions": read_pairs(descriptions)}
-        data = ["--model_name_or_path", args.backbone, "--train_file", str(glosses / "train.tsv")]
+                      "descriptions": read_pairs(Path(args.descriptions))}
         smoke = SMOKE_FLAGS if args.smoke else []
         report = {"backbone": args.backbone, "output_words": len((glosses / "words.txt").read_text().split())}
-
-        runs = {"default": data + ["--label_file", str(glosses / "words.txt")] + DEFAULT_FLAGS + smoke}
+        default_flags = ["--model_name_or_path", args.backbone, "--train_file", str(glosses / "train.tsv"),
+                         "--label_file", str(glosses / "words.txt")] + DEFAULT_FLAGS + smoke
+        report["default"] = train(default_flags, work / "default", work)
+        mappers = {"default": WordMapper.from_pretrained(work / "default")}
         if args.seed_design:
-            runs["seed_design"] = data + DEFAULT_FLAGS + SEED_DESIGN_FLAGS + smoke + ["--only_vocab_targets"]
-        mappers = {}
-        for system, flags in runs.items():
-            if system == "seed_design":
-                flags = seed_design_data(flags, glosses, work, mappers["default"].tokenizer)
-            report[system] = train(flags, work / system, work)
-            mappers[system] = WordMapper.from_pretrained(work / system)
+            kept = one_token_pairs(glosses / "train.tsv", work / "train_one_token.tsv", mappers["default"].tokenizer)
+            seed_flags = (["--model_name_or_path", args.backbone, "--train_file", str(kept)] + DEFAULT_FLAGS
+                          + SEED_DESIGN_FLAGS + smoke)
+            report["seed_design"] = train(seed_flags, work / "seed_design", work)
+            mappers["seed_design"] = WordMapper.from_pretrained(work / "seed_design")
         for split, (phrases, targets) in evaluation.items():
             report["default"][split] = score(mappers["default"], phrases, targets)
             if args.seed_design:
@@ -160,17 +159,15 @@ def main() -> None:
     print(json.dumps(report))
 
 
-def seed_design_data(flags: list[str], glosses: Path, work: Path, tokenizer) -> list[str]:
-    """The seed design's flags with its training file cut to the pairs whose word is one token."""
-    flags = [f for f in flags if f != "--only_vocab_targets"]
+def one_token_pairs(source: Path, target: Path, tokenizer) -> Path:
+    """Write the pairs of `source` whose word is one token of `tokenizer` to `target` (the seed design's data)."""
     vocab = tokenizer.get_vocab()
-    kept = work / "train_one_token.tsv"
-    with open(glosses / "train.tsv", newline="") as source, open(kept, "w", newline="") as target:
-        reader = csv.DictReader(source, delimiter="\t")
-        writer = csv.DictWriter(target, fieldnames=["phrase", "target"], delimiter="\t", lineterminator="\n")
+    with open(source, newline="") as f_in, open(target, "w", newline="") as f_out:
+        writer = csv.DictWriter(f_out, fieldnames=["phrase", "target"], delimiter="\t", lineterminator="\n")
         writer.writeheader()
-        writer.writerows({"phrase": r["phrase"], "target": r["target"]} for r in reader if r["target"] in vocab)
-    return [str(kept) if f == str(glosses / "train.tsv") else f for f in flags]
+        writer.writerows({"phrase": r["phrase"], "target": r["target"]}
+                         for r in csv.DictReader(f_in, delimiter="\t") if r["target"] in vocab)
+    return target
 
 
 def print_table(report: dict) -> None:
@@ -179,9 +176,9 @@ def print_table(report: dict) -> None:
         if system not in report:
             continue
         run = report[system]
-        losses = run["losses"]
-        print(f"{system}: {run['wall_s']} s wall, {run['peak_rss_mib']} MiB peak, first step at {run['first_step_s']} s, "
-              f"loss {losses[0] if losses else '-'} -> {losses[-1] if losses else '-'}")
+        losses = run["losses"] or ["-"]
+        print(f"{system}: {run['wall_s']} s wall, {run['peak_rss_mib']} MiB peak, "
+              f"first step at {run['first_step_s']} s, loss {losses[0]} -> {losses[-1]}")
         for split, row in run.items():
             if isinstance(row, dict):
                 print(f"  {split:<34}" + "  ".join(f"{key} {value}" for key, value in row.items()))

@@ -227,8 +227,9 @@ def build_model(model_args: ModelArguments, label_names: list[str], path: str, h
 
 def fit_decoding(mapper: WordMapper, splits: datasets.DatasetDict, model_args: ModelArguments) -> dict[str, float]:
     """Store the training phrases in the memory, then, from one pass over the validation phrases (as many as
-    `MAX_FIT_LOGITS` allows), choose the memory weight and fit the temperature of the decoded (mixed) probabilities. Returns what was fitted and measured: the
-    validation ECE before calibration is that of the plain classifier at temperature 1."""
+    `MAX_FIT_LOGITS` allows), choose the memory weight and fit the temperature of the decoded (mixed)
+    probabilities. Returns what was fitted and measured: the validation ECE before calibration is that of the
+    plain classifier at temperature 1."""
     decoder, results = mapper.decoder, {}
     label2id = mapper.model.config.label2id
     if model_args.memory and mapper.model.config.head == "labels":

@@ -68,9 +68,9 @@ def write_gloss_fixture(folder: Path) -> Path:
 
     folder.mkdir()
     train = [("very large", "size"), ("not very large", "size"), ("very tall", "height"), ("really tall", "height"),
-             ("very hot", "temperature"), ("quite hot", "temperature"), ("so smelly", "smell"), ("a bit smelly", "smell"),
-             ("pretty heavy", "weight"), ("super heavy", "weight"), ("rather cold", "temperature"),
-             ("kind of huge", "size")]
+             ("very hot", "temperature"), ("quite hot", "temperature"), ("so smelly", "smell"),
+             ("a bit smelly", "smell"), ("pretty heavy", "weight"), ("super heavy", "weight"),
+             ("rather cold", "temperature"), ("kind of huge", "size")]
     write_pairs(folder / "train.tsv", train)
     write_pairs(folder / "held_out.tsv", [("really expensive", "value"), ("so expensive", "value")])
     write_pairs(folder / "descriptions.tsv", [("extremely large", "size"), ("a little hot", "temperature")])
@@ -82,7 +82,7 @@ def write_gloss_fixture(folder: Path) -> Path:
 def test_reverse_dictionary_smoke(tiny_backbone, tmp_path):
     glosses = write_gloss_fixture(tmp_path / "glosses")
     results = run_bench("reverse_dictionary.py", "--backbone", str(tiny_backbone), "--glosses", str(glosses),
-                        "--seed_design", cwd=tmp_path)
+                        "--descriptions", str(glosses / "descriptions.tsv"), "--seed_design", cwd=tmp_path)
     assert results["output_words"] == 6
     for system in ("default", "seed_design"):
         run = results[system]

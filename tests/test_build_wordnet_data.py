@@ -58,7 +58,8 @@ def test_everyday_table_refuses_an_empty_word_naming_the_line(tmp_path):
 
 
 def load_gloss_script():
-    spec = importlib.util.spec_from_file_location("build_wordnet_glosses", ROOT / "scripts" / "build_wordnet_glosses.py")
+    spec = importlib.util.spec_from_file_location("build_wordnet_glosses",
+                                                  ROOT / "scripts" / "build_wordnet_glosses.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
