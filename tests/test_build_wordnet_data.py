@@ -29,12 +29,16 @@ def test_rebuild_matches_the_shipped_files(tmp_path):
         assert (tmp_path / name).read_bytes() == (BUILTIN_DATA.parent / name).read_bytes(), name
 
 
-def load_build_script():
-    spec = importlib.util.spec_from_file_location("build_wordnet_attributes",
-                                                  ROOT / "scripts" / "build_wordnet_attributes.py")
+def load_script(name: str):
+    """A script of `scripts/` imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_build_script():
+    return load_script("build_wordnet_attributes")
 
 
 def test_everyday_table_reads_several_words_per_phrase(tmp_path):
@@ -58,11 +62,7 @@ def test_everyday_table_refuses_an_empty_word_naming_the_line(tmp_path):
 
 
 def load_gloss_script():
-    spec = importlib.util.spec_from_file_location("build_wordnet_glosses",
-                                                  ROOT / "scripts" / "build_wordnet_glosses.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("build_wordnet_glosses")
 
 
 class FakeSynset:
