@@ -16,6 +16,12 @@ LARGE_LABEL_SET = 5000
 LOGIT_SCALE_INIT = 3.0  # log(20): a softmax temperature of 0.05 over cosines
 
 
+def is_large_label_set(head: str, num_labels: int) -> bool:
+    """Whether a head gets the large-label-set defaults: a `labels` head over more than `LARGE_LABEL_SET` words
+    (the `vocab` head is tied to the word embeddings whatever its size)."""
+    return head == "labels" and num_labels > LARGE_LABEL_SET
+
+
 @dataclass
 class ModelArguments:
     """Which encoder (or bertmap checkpoint) to start from, and how the word mapper is built on top of it."""
@@ -91,11 +97,12 @@ class ModelArguments:
             return 0
         if num_layers >= DEEP_ENCODER_LAYERS:
             return 2 * num_layers // 3
-        return num_layers // 3 if num_labels > LARGE_LABEL_SET else 0
+        return num_layers // 3 if is_large_label_set(head, num_labels) else 0
 
-    def large_head(self, num_labels: int) -> tuple[bool, bool]:
-        """(cosine head, frozen head rows) for `num_labels` output words: the flags, or the default rule."""
-        large = self.head == "labels" and num_labels > LARGE_LABEL_SET
+    def large_head(self, head: str, num_labels: int) -> tuple[bool, bool]:
+        """(cosine head, frozen head rows) for a `head` (the model's: a checkpoint's may differ from `--head`) with
+        `num_labels` output words: the flags, or the default rule."""
+        large = is_large_label_set(head, num_labels)
         return (large if self.cosine_head is None else self.cosine_head,
                 large if self.freeze_head is None else self.freeze_head)
 

@@ -265,7 +265,7 @@ def augment(dataset: Dataset, copies: int, seed: int, misspellings: float = 0.0,
         if comparatives:
             add(comparative(phrase), words)
         if misspellings and rng.random() < misspellings:
-            typo = misspell(phrase, rng)
+            typo = misspell(phrase, rng)  # drawn for long phrases too: the random stream stays as it was
             add(typo if len(phrase.split(" ")) <= MISSPELT_MAX_WORDS else None, words)
     return Dataset.from_dict({"phrase": phrases, "targets": targets}, features=dataset.features)
 

@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     if frozen:
         mapper.model.freeze_encoder_layers(frozen)
         logger.info(f"Training the top {num_layers - frozen} of the encoder's {num_layers} layers and the head")
-    if training_args.do_train and model_args.large_head(config.num_labels)[1]:
+    if training_args.do_train and model_args.large_head(config.head, config.num_labels)[1]:
         mapper.model.freeze_head()
         logger.info(f"The head's {config.num_labels} rows stay at the label names' embeddings")
     label_names = mapper.labels
@@ -177,6 +177,9 @@ def load_mapper(model_args: ModelArguments, data_args: DataArguments, splits: da
         trust_remote_code=model_args.trust_remote_code, **hub_kwargs)
     config = AutoConfig.from_pretrained(path, trust_remote_code=model_args.trust_remote_code, **hub_kwargs)
     if config.model_type == BertMapConfig.model_type:
+        if data_args.label_file is not None:
+            raise ValueError(f"--label_file gives a new head its output words; {model_args.model_name_or_path} is a "
+                             "bertmap model with its own (add words to it with WordMapper.add_labels)")
         model = BertForWordMapping.from_pretrained(path, **hub_kwargs)
         if do_train:  # stale once training moves the encoder; fitted anew after training
             model.decoder.memory = None
@@ -206,11 +209,12 @@ def load_mapper(model_args: ModelArguments, data_args: DataArguments, splits: da
 def build_model(model_args: ModelArguments, label_names: list[str], path: str, hub_kwargs: dict) -> BertForWordMapping:
     """A fresh word mapper on the pretrained encoder at `path`, with `label_names` as its output words."""
     encoder = AutoModel.from_pretrained(path, trust_remote_code=model_args.trust_remote_code, **hub_kwargs)
+    cosine_head = model_args.large_head(model_args.head, len(label_names))[0]
     config = BertMapConfig(
         encoder_config=encoder.config.to_dict(),
         pooling=model_args.pooling,
         head=model_args.head,
-        logit_scale_init_value=LOGIT_SCALE_INIT if model_args.large_head(len(label_names))[0] else None,
+        logit_scale_init_value=LOGIT_SCALE_INIT if cosine_head else None,
         classifier_dropout=model_args.classifier_dropout,
         label_smoothing=model_args.label_smoothing,
         id2label=dict(enumerate(label_names)),
@@ -379,7 +383,7 @@ def write_model_card(folder: str, mapper: WordMapper, results: dict[str, float],
         "frozen encoder layers": model_args.frozen_layers(config.encoder_config.num_hidden_layers, config.head,
                                                           config.num_labels),
         "cosine head": config.logit_scale_init_value is not None,
-        "head rows fixed": model_args.large_head(config.num_labels)[1],
+        "head rows fixed": model_args.large_head(config.head, config.num_labels)[1],
         "label_smoothing": config.label_smoothing, "modifier copies": data_args.augment_copies,
         "misspelt copies": data_args.misspellings, "comparatives": data_args.comparatives,
         "head initialised from label names": model_args.init_head_from_label_names,

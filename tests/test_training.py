@@ -304,10 +304,12 @@ def test_a_negative_freeze_layers_is_refused_when_parsing():
 def test_large_label_sets_get_a_fixed_cosine_head_by_default():
     from hf_bertmap.arguments import LARGE_LABEL_SET, ModelArguments
 
-    assert ModelArguments().large_head(285) == (False, False)
-    assert ModelArguments().large_head(LARGE_LABEL_SET + 1) == (True, True)
-    assert ModelArguments(cosine_head=True).large_head(285) == (True, False)
-    assert ModelArguments(freeze_head=False).large_head(LARGE_LABEL_SET + 1) == (True, False)
+    assert ModelArguments().large_head("labels", 285) == (False, False)
+    assert ModelArguments().large_head("labels", LARGE_LABEL_SET + 1) == (True, True)
+    assert ModelArguments(cosine_head=True).large_head("labels", 285) == (True, False)
+    assert ModelArguments(freeze_head=False).large_head("labels", LARGE_LABEL_SET + 1) == (True, False)
+    # A vocab-head checkpoint trained on with the default --head: its 30,522 tied rows are not a large label set.
+    assert ModelArguments().large_head("vocab", 30_522) == (False, False)
     with pytest.raises(ValueError, match="--cosine_head and --freeze_head apply to --head labels only"):
         ModelArguments(head="vocab", freeze_head=True)
 
@@ -327,3 +329,11 @@ def test_label_file_words_become_outputs_and_a_fixed_head_keeps_their_rows(tiny_
     assert torch.allclose(mapper.model.classifier.weight, torch.nn.functional.normalize(embeddings, dim=-1), atol=1e-5)
     assert torch.equal(mapper.model.classifier.bias, torch.zeros(len(mapper.labels)))
     assert mapper.model.logit_scale.item() != pytest.approx(3.0)
+
+
+def test_a_label_file_is_refused_for_a_bertmap_checkpoint_which_has_its_words(saved_model, pair_files, tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("girth\n")
+    with pytest.raises(ValueError, match=r"--label_file gives a new head its output words; .* is a bertmap model"):
+        main(train_args(saved_model, pair_files, tmp_path / "out", "--label_file", str(words)))
+    assert not (tmp_path / "out").exists()
