@@ -82,8 +82,8 @@ class BertMapConfig(PreTrainedConfig):
 
 def normalize_phrase(text: str, lowercase: bool = True) -> str:
     """How phrases (and target words) are written before tokenisation: whitespace and `_` collapsed to one space,
-    lower-cased when `lowercase`. Training and every inference path share it."""
-    text = " ".join(text.replace("_", " ").split())
+    byte order marks dropped, lower-cased when `lowercase`. Training and every inference path share it."""
+    text = " ".join(text.replace("_", " ").replace("\ufeff", "").split())
     return text.lower() if lowercase else text
 
 

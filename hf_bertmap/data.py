@@ -5,7 +5,10 @@ Every phrase ends up as one row `{"phrase": str, "targets": list[str]}`: a phras
 prediction as correct when it is any of them.
 """
 
+import csv
 import hashlib
+import io
+import json
 import logging
 import os
 import random
@@ -54,40 +57,148 @@ def _stable_fraction(key: str, seed: int) -> float:
 
 
 def _read_utf8(path: str) -> str:
+    """The file's text; a UTF-8 byte order mark is dropped, other undecodable bytes are named by offset."""
     with open(path, "rb") as f:
         raw = f.read()
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as err:
         raise DataValidationError(
             f"{path}: not UTF-8 text: byte 0x{raw[err.start]:02x} at byte offset {err.start} cannot be decoded"
         ) from None
 
 
-def read_pair_file(path: str, cache_dir: str | None = None) -> Dataset:
-    """Read a .csv/.tsv/.json/.jsonl file of pairs with `datasets` (cached as Arrow)."""
+def read_pair_file(path: str, columns: Sequence[str] | None = None) -> Dataset:
+    """Read a .csv/.tsv/.json/.jsonl file of pairs as text: every cell a string (no number, date or boolean
+    guessing), an empty cell or a JSON `null` missing (`None`).
+
+    CSV/TSV: the first row is the header and every row has as many fields as it (else refused with the line
+    number). JSON: an array of objects, JSON Lines (one object per line, in a .json file too), or one object of
+    equally long columns; a value that is not a string or null is refused with its line and field. `columns`, if
+    given, are the only fields read (the others are ignored); a missing one is refused, naming the file's.
+    """
     text = _read_utf8(path)
-    extension = os.path.splitext(path)[1].lower()
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
+    if not text.strip():
         raise DataValidationError(f"{path}: the file is empty")
-    if extension in (".csv", ".tsv") and len(lines) == 1:
-        raise DataValidationError(f"{path}: no rows (a header alone is not data)")
-    # Every cell is text: only an empty cell is missing (pandas would read `NA`, `null`, `nan`, `None`... as missing).
-    text_cells = {"keep_default_na": False, "na_values": [""]}
-    builder, kwargs = {
-        ".csv": ("csv", text_cells),
-        ".tsv": ("csv", {"delimiter": "\t", **text_cells}),
-        ".json": ("json", {}),
-        ".jsonl": ("json", {}),
-    }[extension]
+    extension = os.path.splitext(path)[1].lower()
+    if extension in (".csv", ".tsv"):
+        header, rows = _csv_rows(text, path, "\t" if extension == ".tsv" else ",")
+    else:
+        header, rows = _json_rows(text, path, columns)
+    if not rows:
+        raise DataValidationError(f"{path}: no rows" + (" (a header alone is not data)" if header else ""))
+    wanted = list(header) if columns is None else list(dict.fromkeys(columns))
+    for column in wanted:
+        if column not in header:
+            raise DataValidationError(f"{path}: no column {column!r}; the columns are {list(header)} "
+                                      "(choose with --phrase_column/--target_column)")
+    data = {column: [row.get(column) for row in rows] for column in wanted}
+    return Dataset.from_dict(data, features=Features({column: Value("string") for column in wanted}))
+
+
+def _csv_rows(text: str, path: str, delimiter: str) -> tuple[list[str], list[dict[str, str]]]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    header, rows = None, []
     try:
-        dataset = load_dataset(builder, data_files={"data": path}, cache_dir=cache_dir, **kwargs)["data"]
-    except Exception as err:  # pyarrow/pandas parse errors carry no file name
-        raise DataValidationError(f"{path}: cannot be read as {extension[1:]}: {err}") from err
-    if len(dataset) == 0:
-        raise DataValidationError(f"{path}: no rows")
-    return dataset
+        for fields in reader:
+            if not fields:  # a blank line
+                continue
+            if header is None:
+                header = fields
+                twice = sorted({name for name in header if header.count(name) > 1})
+                if twice:
+                    raise DataValidationError(f"{path}, line {reader.line_num}: the header names column(s) {twice} "
+                                              "more than once")
+                continue
+            if len(fields) != len(header):
+                raise DataValidationError(
+                    f"{path}, line {reader.line_num}: {len(fields)} fields, but the header has {len(header)} "
+                    f"({delimiter!r}-separated: {header}); quote a field that holds {delimiter!r}")
+            rows.append({name: value if value != "" else None for name, value in zip(header, fields)})
+    except csv.Error as err:
+        raise DataValidationError(f"{path}, line {reader.line_num}: cannot be read as CSV ({err})") from None
+    return header or [], rows
+
+
+def _json_rows(text: str, path: str,
+               columns: Sequence[str] | None) -> tuple[list[str], list[dict[str, str | None]]]:
+    records = _json_records(text, path)
+    header: dict[str, None] = {}
+    rows = []
+    for where, record in records:
+        if not isinstance(record, dict):
+            raise DataValidationError(f"{path}, {where}: expected an object of fields, got {json.dumps(record)[:80]}")
+        for key, value in record.items():
+            if (columns is None or key in columns) and value is not None and not isinstance(value, str):
+                raise DataValidationError(f"{path}, {where}, field {key!r}: {json.dumps(value)[:80]} is not text "
+                                          "(every value must be a JSON string, or null for a missing one)")
+            header.setdefault(key)
+        rows.append(record)
+    return list(header), rows
+
+
+def _json_records(text: str, path: str) -> list[tuple[str, object]]:
+    """(where, value) of each record: `line N` in an array or JSON Lines, `row N` in an object of columns."""
+    stripped = text.lstrip()
+    decoder = json.JSONDecoder()
+    try:
+        if stripped.startswith("["):
+            return _json_array(text, decoder)
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError as err:
+            if err.msg != "Extra data":
+                raise
+        else:
+            if isinstance(whole, dict) and whole and all(isinstance(v, list) for v in whole.values()):
+                lengths = {key: len(values) for key, values in whole.items()}
+                if len(set(lengths.values())) > 1:
+                    raise DataValidationError(f"{path}: columns of different lengths {lengths}")
+                size = next(iter(lengths.values()))
+                return [(f"row {i + 1}", {key: values[i] for key, values in whole.items()}) for i in range(size)]
+            return [("line 1", whole)]
+        records = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                try:
+                    records.append((f"line {number}", json.loads(line)))
+                except json.JSONDecodeError as err:
+                    raise DataValidationError(f"{path}, line {number}: not valid JSON ({err.msg})") from None
+        return records
+    except json.JSONDecodeError as err:
+        raise DataValidationError(f"{path}, line {err.lineno}: not valid JSON ({err.msg})") from None
+
+
+def _json_array(text: str, decoder: json.JSONDecoder) -> list[tuple[str, object]]:
+    """The elements of a top-level JSON array, each with the line it starts on."""
+    records, line, position = [], 1, 0
+    index = text.index("[") + 1
+
+    def skip(i: int) -> int:
+        while i < len(text) and text[i] in " \t\r\n":
+            i += 1
+        return i
+
+    index = skip(index)
+    if index < len(text) and text[index] == "]":
+        index += 1
+    else:
+        while True:
+            line += text.count("\n", position, index)
+            position = index
+            value, index = decoder.raw_decode(text, index)
+            records.append((f"line {line}", value))
+            index = skip(index)
+            if index < len(text) and text[index] == ",":
+                index = skip(index + 1)
+                continue
+            if index < len(text) and text[index] == "]":
+                index += 1
+                break
+            raise json.JSONDecodeError("Expecting ',' or ']'", text, index)
+    if text[index:].strip():
+        raise json.JSONDecodeError("Extra data", text, skip(index))
+    return records
 
 
 def validate_pairs(dataset: Dataset, source: str, phrase_column: str, target_column: str) -> None:
@@ -96,7 +207,7 @@ def validate_pairs(dataset: Dataset, source: str, phrase_column: str, target_col
         if column not in dataset.column_names:
             raise DataValidationError(
                 f"{source}: no column {column!r}; the columns are {dataset.column_names} "
-                f"(choose with --phrase_column/--target_column)"
+                "(choose with --phrase_column/--target_column)"
             )
     for column, name in ((phrase_column, "phrase"), (target_column, "target")):
         for i, value in enumerate(dataset[column]):
@@ -144,10 +255,11 @@ def load_splits(data_args, cache_dir: str | None = None, seed: int = 42) -> Data
         sources = {split: f"{data_args.dataset_name}[{split}]" for split in raw}
     elif not builtin:
         files = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}
-        raw = {split: read_pair_file(path, cache_dir) for split, path in files.items() if path is not None}
+        columns = (data_args.phrase_column, data_args.target_column)
+        raw = {split: read_pair_file(path, columns) for split, path in files.items() if path is not None}
         sources = {split: path for split, path in files.items() if path is not None}
     else:
-        raw = {"train": read_pair_file(str(BUILTIN_DATA), cache_dir)}
+        raw = {"train": read_pair_file(str(BUILTIN_DATA), ("phrase", "target"))}
         sources = {"train": str(BUILTIN_DATA)}
     phrase_column = "phrase" if builtin else data_args.phrase_column
     target_column = "target" if builtin else data_args.target_column
@@ -183,9 +295,9 @@ def load_splits(data_args, cache_dir: str | None = None, seed: int = 42) -> Data
     return splits
 
 
-def load_informal_eval(lowercase: bool = True, cache_dir: str | None = None) -> Dataset:
+def load_informal_eval(lowercase: bool = True) -> Dataset:
     """The informal evaluation set as grouped `{"phrase", "targets", "category"}` rows."""
-    raw = read_pair_file(str(INFORMAL_EVAL_DATA), cache_dir)
+    raw = read_pair_file(str(INFORMAL_EVAL_DATA), ("phrase", "target", "category"))
     validate_pairs(raw, str(INFORMAL_EVAL_DATA), "phrase", "target")
     grouped = group_by_phrase(raw, "phrase", "target", lowercase)
     category = {normalize_phrase(p, lowercase): c for p, c in zip(raw["phrase"], raw["category"])}

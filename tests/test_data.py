@@ -333,3 +333,67 @@ def test_an_empty_label_file_is_refused_naming_it(tmp_path):
     words.write_text("\n  \n")
     with pytest.raises(DataValidationError, match=r"words.txt: no words \(one output word per line\)"):
         read_label_file(str(words))
+
+
+def test_a_row_with_more_or_fewer_fields_than_the_header_is_refused_with_its_line(tmp_path):
+    path = tmp_path / "shifted.csv"
+    path.write_text("phrase,target\nbig,size\nlarge,size,x\n")
+    with pytest.raises(DataValidationError, match=r"shifted.csv, line 3: 3 fields, but the header has 2"):
+        read_pair_file(str(path))
+    path.write_text("phrase\ttarget\nbig\tsize\n\nhot\n")
+    tsv = path.rename(tmp_path / "short.tsv")
+    with pytest.raises(DataValidationError, match=r"short.tsv, line 4: 1 fields, but the header has 2"):
+        read_pair_file(str(tsv))
+
+
+@pytest.mark.parametrize("extension", [".csv", ".tsv"])
+@pytest.mark.parametrize("rows", [[("1", "007"), ("2", "010"), ("3", "1e3")],  # columns of numbers
+                                  [("true", "False"), ("false", "TRUE")]])  # and of booleans
+def test_cells_that_look_like_numbers_or_booleans_stay_text(tmp_path, extension, rows):
+    separator = "\t" if extension == ".tsv" else ","
+    path = tmp_path / f"types{extension}"
+    path.write_text("".join(separator.join(row) + "\n" for row in [("phrase", "target"), *rows]))
+    data = read_pair_file(str(path))
+    assert list(zip(data["phrase"], data["target"])) == rows
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ('[\n  {"phrase": "big", "target": "size"},\n  {"phrase": {"a": "big"}, "target": "size"}\n]',
+     r"nested.json, line 3, field 'phrase': \{\"a\": \"big\"\} is not text"),
+    ('{"phrase": "big", "target": "size"}\n{"phrase": "hot", "target": 7}\n',
+     r"nested.json, line 2, field 'target': 7 is not text"),
+    ('[{"phrase": "big", "target": ["size"]}]', r"nested.json, line 1, field 'target': \[\"size\"\] is not text"),
+    ('[{"phrase": "big", "target": "size"}, "hot"]', r"nested.json, line 1: expected an object of fields"),
+    ('[{"phrase": "big", "target": "size"},\n{"phrase": "hot" "target": "x"}]', r"nested.json, line 2: not valid JSON"),
+])
+def test_json_values_that_are_not_strings_are_refused_with_line_and_field(tmp_path, content, message):
+    path = tmp_path / "nested.json"
+    path.write_text(content)
+    with pytest.raises(DataValidationError, match=message):
+        read_pair_file(str(path), ("phrase", "target"))
+
+
+def test_json_columns_lines_and_arrays_read_as_the_same_rows(tmp_path):
+    rows = [{"phrase": "big", "target": "size"}, {"phrase": "hot", "target": "temperature"}]
+    forms = {
+        "columns.json": json.dumps({"phrase": ["big", "hot"], "target": ["size", "temperature"]}),
+        "array.json": json.dumps(rows, indent=2),
+        "lines.json": "".join(json.dumps(row) + "\n" for row in rows),
+        "lines.jsonl": "".join(json.dumps(dict(row, id=i)) + "\n" for i, row in enumerate(rows)),  # an unused number
+    }
+    for name, text in forms.items():
+        (tmp_path / name).write_text(text)
+        assert read_pair_file(str(tmp_path / name), ("phrase", "target")).to_list() == rows, name
+    (tmp_path / "ragged.json").write_text(json.dumps({"phrase": ["big", "hot"], "target": ["size"]}))
+    with pytest.raises(DataValidationError, match=r"ragged.json: columns of different lengths"):
+        read_pair_file(str(tmp_path / "ragged.json"))
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_cell_or_a_phrase(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("phrase,target\nlarge,size\n".encode("utf-8-sig"))
+    assert read_pair_file(str(path)).to_list() == [{"phrase": "large", "target": "size"}]
+    words = tmp_path / "words.txt"
+    words.write_bytes("girth\n".encode("utf-8-sig"))
+    assert read_label_file(str(words)) == ["girth"]
+    assert normalize_phrase("\ufeffVery large") == "very large"
