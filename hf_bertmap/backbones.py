@@ -18,7 +18,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from huggingface_hub import constants
+from huggingface_hub import constants, is_offline_mode
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,24 @@ def resolve_backbone(name: str) -> str:
                        f"Hub model {HUB_IDS[MPNET]}")
         return HUB_IDS[MPNET]
     return name
+
+
+def check_model_location(name: str) -> None:
+    """A one-line error for a model that cannot be anywhere: not a local folder and not a possible Hub id (`./x`,
+    `a/b/c`), or not a local folder while the Hub is offline. Other names are left to the Hub client."""
+    if os.path.isdir(name) or short_name(name) is not None:
+        return
+    if os.path.exists(name):
+        raise NotADirectoryError(f"{name}: is a file, not a model folder")
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        raise FileNotFoundError(f"{name}: no such model folder") from None
+    if name.startswith((".", "~")) or os.path.isabs(name):
+        raise FileNotFoundError(f"{name}: no such model folder")
+    if is_offline_mode():
+        raise FileNotFoundError(f"{name}: no such model folder here, and the Hub is offline (HF_HUB_OFFLINE=1), so "
+                                "it cannot be downloaded as a Hub id")
 
 
 def hub_id(name: str) -> str | None:

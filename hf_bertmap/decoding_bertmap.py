@@ -16,6 +16,7 @@ copied next to the weights with the pipeline code and imports nothing from `hf_b
 """
 
 import json
+import numbers
 import os
 from dataclasses import asdict, dataclass, fields
 
@@ -83,12 +84,17 @@ class DecodingConfig:
             json.dump(asdict(self), f, indent=2, sort_keys=True)
 
 
+def check_positive_int(name: str, value) -> None:
+    """Refuse anything but an integer >= 1 (a bool, a float, a string...) for the argument `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+
+
 def check_decoding(min_score: float, top_k: int) -> None:
-    """Refuse a `min_score` outside [0, 1] or a `top_k` below 1, naming the argument."""
-    if not 0.0 <= min_score <= 1.0:
-        raise ValueError(f"min_score must be in [0, 1], got {min_score}")
-    if top_k < 1:
-        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    """Refuse a `min_score` outside [0, 1] or a `top_k` that is not an integer >= 1, naming the argument."""
+    if isinstance(min_score, bool) or not isinstance(min_score, numbers.Real) or not 0.0 <= min_score <= 1.0:
+        raise ValueError(f"min_score must be a number in [0, 1], got {min_score!r}")
+    check_positive_int("top_k", top_k)
 
 
 class PhraseMemory:
@@ -254,5 +260,5 @@ class WordMappingDecoder:
         return self.select(self.probabilities(logits, embeddings, phrases), labels, top_k, min_score)
 
 
-__all__ = ["DecodingConfig", "PhraseMemory", "WordMappingDecoder", "check_decoding", "DECODING_CONFIG_FILE",
+__all__ = ["DecodingConfig", "PhraseMemory", "WordMappingDecoder", "check_decoding", "check_positive_int", "DECODING_CONFIG_FILE",
            "MEMORY_FILE", "HUB_KWARGS"]

@@ -2,6 +2,7 @@
 return its top-k words with probabilities."""
 
 import glob
+import numbers
 import os
 import shutil
 import tempfile
@@ -14,12 +15,14 @@ from safetensors import safe_open
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from .backbones import check_model_location
 from .configuration_bertmap import normalize_phrase
-from .decoding_bertmap import HUB_KWARGS, PhraseMemory, WordMappingDecoder, check_decoding
+from .decoding_bertmap import HUB_KWARGS, PhraseMemory, WordMappingDecoder, check_decoding, check_positive_int
 from .metrics import gold_lists, word_mapping_scores
 from .model_card import CARD_CONTEXT_FILE, load_card_context, render_model_card
 from .modeling_bertmap import BertForWordMapping
 from .onnx_backend import ONNX_FILE, OnnxWordMapping, export_onnx
+from .output_folder import apply_umask
 from .pipeline_bertmap import WordMappingPipeline
 
 WEIGHTS_FILE = "model.safetensors"
@@ -108,6 +111,7 @@ class WordMapper:
         by `export_onnx` (its `onnx_file`) in ONNX Runtime on the CPU, with the same decoding step.
         """
         path = str(model_name_or_path)
+        check_model_location(path)
         if backend == "onnx":
             return cls(OnnxWordMapping(path, onnx_file), AutoTokenizer.from_pretrained(path))
         if backend != "torch":
@@ -129,6 +133,8 @@ class WordMapper:
         if isinstance(self.model, OnnxWordMapping):
             raise ValueError("save_pretrained needs the PyTorch model: load it without backend='onnx'")
         WordMappingPipeline(model=self.model, tokenizer=self.tokenizer).save_pretrained(save_directory)
+        for weights in glob.glob(os.path.join(save_directory, "*.safetensors")):
+            apply_umask(weights)  # safetensors writes through a private temporary file (0600)
         source = self.source_folder
         if source is None or os.path.abspath(source) == os.path.abspath(save_directory):
             return
@@ -171,6 +177,8 @@ class WordMapper:
         Words are normalised like phrases; those already in the label set are skipped. Returns the words added.
         `save_pretrained`/`push_to_hub` keep them.
         """
+        if isinstance(words, str):
+            raise TypeError(f"add_labels takes a list of words, got the string {words!r}; pass [{words!r}]")
         new = []
         for i, word in enumerate(words):
             if not isinstance(word, str) or not word.strip():
@@ -191,14 +199,11 @@ class WordMapper:
         for new ones). The pairs are added to the memory unless `replace`; `weight` sets `memory_weight` (a model
         without a memory weight needs one). `save_pretrained`/`push_to_hub` keep the memory.
         """
-        if len(phrases) != len(targets):
-            raise ValueError(f"{len(phrases)} phrases but {len(targets)} targets")
         config = self.decoder.config
         texts = self.decoder.normalize(phrases)
         golds = []
-        for i, (phrase, words) in enumerate(zip(phrases, targets)):
-            words = [words] if isinstance(words, str) else list(words)
-            ids = [self.model.config.label2id.get(normalize_phrase(w, config.lowercase)) for w in words]
+        for i, (phrase, words) in enumerate(zip(phrases, self.gold_words(phrases, targets))):
+            ids = [self.model.config.label2id.get(w) for w in words]
             if not ids or None in ids:
                 raise ValueError(f"phrase {i} ({phrase!r}): targets {words} must be output words; "
                                  "add new ones with add_labels first")
@@ -214,10 +219,24 @@ class WordMapper:
         if weight is not None:
             config.memory_weight = weight
 
+    def gold_words(self, phrases: list[str], targets: Sequence[str | Sequence[str]]) -> list[list[str]]:
+        """Each phrase's gold words normalised like training targets: a bare string is one word, a list several."""
+        if isinstance(targets, str) or len(targets) != len(phrases):
+            count = "a single string" if isinstance(targets, str) else f"{len(targets)} targets"
+            raise ValueError(f"{len(phrases)} phrases but {count}: give one word or list of words per phrase")
+        words = []
+        for i, gold in enumerate(targets):
+            gold = [gold] if isinstance(gold, str) else list(gold)
+            if not all(isinstance(w, str) and w.strip() for w in gold):
+                raise ValueError(f"phrase {i}: target words must be non-empty strings, got {gold!r}")
+            words.append([normalize_phrase(w, self.decoder.config.lowercase) for w in gold])
+        return words
+
     def batches(self, phrases: list[str], batch_size: int = 64,
                 normalized: bool = False) -> Iterator[tuple[list[str], dict[str, torch.Tensor]]]:
         """(normalised phrases, tokenised inputs on the model's device) per batch; phrases are checked and
         normalised unless `normalized`."""
+        check_positive_int("batch_size", batch_size)
         texts = list(phrases) if normalized else self.decoder.normalize(phrases)
         progress = tqdm(total=len(texts), desc="Encoding", unit="phrase", disable=len(texts) < PROGRESS_FROM)
         for start in range(0, len(texts), batch_size):
@@ -315,8 +334,10 @@ class WordMapper:
         in `k`, macro-F1, ECE, coverage at `min_score`, default the decoding config's, and the median rank of the
         best gold among all words). A gold that is not an output word is a miss, ranked after every word.
         `ranked` is `rank(phrases, max(k), golds=...)`'s answer when the caller already has it (no second pass)."""
-        cutoffs = [k] if isinstance(k, int) else list(k)
-        golds = gold_lists(targets, self.model.config.label2id)
+        cutoffs = [k] if isinstance(k, numbers.Integral) else list(k)
+        for cutoff in cutoffs or [k]:
+            check_positive_int("k", cutoff)
+        golds = gold_lists(self.gold_words(phrases, targets), self.model.config.label2id)
         if ranked is None or ranked.gold_ranks is None:
             ranked = self.rank(phrases, max(cutoffs), batch_size, golds=golds)
         min_score = self.decoder.config.min_score if min_score is None else min_score

@@ -48,9 +48,9 @@ def test_select_gives_the_top_k_best_first_or_nothing_below_min_score():
     assert [[score for _, score in row] for row in selected] == [pytest.approx([0.7, 0.2]), pytest.approx([0.4, 0.35])]
     assert [[w for w, _ in row] for row in decoder.select(probabilities, LABELS, top_k=1, min_score=0.5)] == [
         ["height"], []]
-    with pytest.raises(ValueError, match="top_k must be >= 1"):
+    with pytest.raises(ValueError, match="top_k must be an integer >= 1"):
         decoder.select(probabilities, LABELS, top_k=0)
-    with pytest.raises(ValueError, match=r"min_score must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"min_score must be a number in \[0, 1\]"):
         decoder.select(probabilities, LABELS, min_score=1.5)
 
 
@@ -87,7 +87,8 @@ def test_settings_and_memory_survive_a_save_and_load(tmp_path):
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"temperature": 0.0}, "temperature must be > 0"),
     ({"memory_weight": 1.5}, r"memory_weight must be in \[0, 1\]"),
-    ({"min_score": -0.1}, r"min_score must be in \[0, 1\]"),
+    ({"min_score": -0.1}, r"min_score must be a number in \[0, 1\]"),
+    ({"top_k": 2.5}, r"top_k must be an integer >= 1, got 2.5"),
 ])
 def test_bad_settings_are_refused_with_their_name(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -37,7 +37,7 @@ def test_bad_phrases_and_top_k_are_refused(saved_model):
     mapper = WordMapper.from_pretrained(saved_model)
     with pytest.raises(ValueError, match="phrase 1: expected a non-empty string, got '  '"):
         mapper.predict(["big", "  "])
-    with pytest.raises(ValueError, match="top_k must be >= 1"):
+    with pytest.raises(ValueError, match="top_k must be an integer >= 1"):
         mapper.predict(["big"], top_k=0)
     assert mapper.predict([], top_k=2) == []
 
@@ -52,7 +52,7 @@ def test_min_score_abstains_below_the_threshold_and_defaults_to_the_config(saved
     assert [len(top) for top in results] == [0 if score < threshold else 2 for score in best]
     mapper.decoder.config.min_score = 1.0
     assert mapper.predict(phrases) == [[], [], []] and mapper.predict("large") == []
-    with pytest.raises(ValueError, match=r"min_score must be in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"min_score must be a number in \[0, 1\]"):
         mapper.predict(phrases, min_score=1.5)
 
 
@@ -153,3 +153,38 @@ def test_evaluate_ranks_each_gold_among_all_words_at_any_cut_offs(saved_model):
     assert (metrics["accuracy_at_1"], metrics["accuracy_at_2"], metrics["accuracy_at_3"]) == (1 / 3, 1 / 3, 2 / 3)
     assert metrics["median_rank"] == 3.0
     assert mapper.rank(phrases, k=1, golds=[[0, 1, 2], [], [1]]).gold_ranks[:2] == [1, 4]
+
+
+def test_evaluate_normalises_gold_words_and_takes_a_bare_string_as_one_gold(saved_model):
+    mapper = WordMapper.from_pretrained(saved_model)
+    phrases = ["large", "fishy"]
+    top = [words[0][0] for words in mapper.predict(phrases)]
+    expected = mapper.evaluate(phrases, [[word] for word in top])
+    assert expected["accuracy"] == 1.0
+    assert mapper.evaluate(phrases, top) == expected  # one string per phrase
+    assert mapper.evaluate(phrases, [[f" {word.upper()} "] for word in top]) == expected  # as training writes them
+    with pytest.raises(ValueError, match="2 phrases but a single string"):
+        mapper.evaluate(phrases, "size")
+    with pytest.raises(ValueError, match="2 phrases but 1 targets"):
+        mapper.evaluate(phrases, [["size"]])
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda m: m.predict(["big"], batch_size=-1), "batch_size must be an integer >= 1, got -1"),
+    (lambda m: m.predict(["big"], batch_size=0), "batch_size must be an integer >= 1, got 0"),
+    (lambda m: m.predict(["big"], top_k=1.5), "top_k must be an integer >= 1, got 1.5"),
+    (lambda m: m.predict(["big"], top_k=True), "top_k must be an integer >= 1, got True"),
+    (lambda m: m.evaluate(["big"], ["size"], k=0), "k must be an integer >= 1, got 0"),
+    (lambda m: m.evaluate(["big"], ["size"], k=[1, 2.5]), "k must be an integer >= 1, got 2.5"),
+    (lambda m: m.embed(["big"], batch_size=-5), "batch_size must be an integer >= 1, got -5"),
+])
+def test_sizes_and_counts_are_checked_where_they_enter(saved_model, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(WordMapper.from_pretrained(saved_model))
+
+
+def test_add_labels_refuses_a_bare_string(saved_model):
+    mapper = WordMapper.from_pretrained(saved_model)
+    with pytest.raises(TypeError, match=r"add_labels takes a list of words, got the string 'abc'; pass \['abc'\]"):
+        mapper.add_labels("abc")
+    assert mapper.labels == ["height", "size", "smell"]
