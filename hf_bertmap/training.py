@@ -4,10 +4,11 @@ decoding step on validation -> evaluate -> save and card.
 `train.py` and `bertmap train` call `main()`; see `train.py`'s docstring for the launch lines.
 """
 
+import contextlib
+import dataclasses
 import json
 import logging
 import os
-import shutil
 import sys
 from collections.abc import Callable
 
@@ -24,6 +25,8 @@ from transformers import (
     TrainerCallback,
     set_seed,
 )
+from accelerate.utils import broadcast_object_list
+from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import get_last_checkpoint
 
 from .arguments import LOGIT_SCALE_INIT, BertMapTrainingArguments, DataArguments, ModelArguments
@@ -42,12 +45,13 @@ from .data import (
     read_label_file,
 )
 from .decoding_bertmap import DecodingConfig, WordMappingDecoder
-from .inference import WEIGHTS_FILE, WordMapper, check_safetensors_file
+from .inference import WordMapper
 from .metrics import build_compute_metrics, calibration_error, gold_lists, top_k_logits
 from .model_card import epoch_results, framework_versions, load_card_context, render_model_card, save_card_context
 from .modeling_bertmap import BertForWordMapping
+from .output_folder import OutputFolder, write_error
 from .plots import save_pictures
-from .trainer import BertMapTrainer
+from .trainer import BertMapTrainer, check_checkpoint, last_complete_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ MAX_FIT_LOGITS = 2**25
 
 def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None = None) -> dict[str, float]:
     """Train, fit the decoding step, evaluate and save; returns every metric (also in `all_results.json`)."""
-    # 1. Arguments, logging, seed; Hub checks before any work.
+    # 1. Arguments, logging, seed; Hub and output-folder checks before any work; one run at a time per folder.
     model_args, data_args, training_args = parse_args(argv)
     setup_logging(training_args)
     logger.warning(
@@ -73,8 +77,17 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     set_seed(training_args.seed)
     if training_args.push_to_hub and not (training_args.hub_token or get_token()):
         raise ValueError("--push_to_hub needs a Hub token: run `hf auth login`, set HF_TOKEN or pass --hub_token")
+    output = output_folder(model_args, training_args)
     resume_from_checkpoint = resolve_resume(training_args) if training_args.do_train else None
+    locked = output is not None and training_args.process_index == 0
+    with output.lock() if locked else contextlib.nullcontext():
+        return run(model_args, data_args, training_args, output, resume_from_checkpoint, callbacks)
 
+
+def run(model_args: ModelArguments, data_args: DataArguments, training_args: BertMapTrainingArguments,
+        output: OutputFolder | None, resume_from_checkpoint: str | None,
+        callbacks: list[TrainerCallback] | None) -> dict[str, float]:
+    """Phases 2 to 7 of `main`, with the output folder checked and locked."""
     # 2. Data: every bad input is reported before a model is loaded or anything is written.
     splits = load_splits(data_args, cache_dir=model_args.cache_dir, seed=training_args.seed)
     if training_args.do_train and len(splits["train"]) == 0:
@@ -101,28 +114,29 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     data_counts["train (augmented)"] = describe_splits({"train": tokenized["train"]})["train"]
 
     # 4. Train, choosing the checkpoint on validation accuracy of the plain classifier.
-    trainer = BertMapTrainer(
-        model=mapper.model,
-        args=training_args,
-        train_dataset=tokenized["train"] if training_args.do_train else None,
-        eval_dataset=tokenized["validation"],
-        processing_class=mapper.tokenizer,
-        data_collator=WordMappingCollator(mapper.tokenizer),
-        compute_metrics=build_compute_metrics(k=TOP_K),
-        preprocess_logits_for_metrics=top_k_logits(TOP_K),
-        callbacks=list(callbacks or []) + ([EarlyStoppingCallback(training_args.early_stopping_patience)]
-                                           if training_args.early_stopping_patience else []),
-    )
-    if training_args.push_to_hub and training_args.hub_revision and trainer.is_world_process_zero():
-        HfApi().create_branch(trainer.hub_model_id, branch=training_args.hub_revision, exist_ok=True,
-                              token=training_args.hub_token)
+    main_process = training_args.process_index == 0
     split_metrics: dict[str, dict[str, float]] = {}
+    trainer = None
     if training_args.do_train:
+        trainer = BertMapTrainer(
+            model=mapper.model,
+            args=training_args,
+            train_dataset=tokenized["train"],
+            eval_dataset=tokenized["validation"],
+            processing_class=mapper.tokenizer,
+            data_collator=WordMappingCollator(mapper.tokenizer),
+            compute_metrics=build_compute_metrics(k=TOP_K),
+            preprocess_logits_for_metrics=top_k_logits(TOP_K),
+            callbacks=list(callbacks or []) + ([EarlyStoppingCallback(training_args.early_stopping_patience)]
+                                               if training_args.early_stopping_patience else []),
+        )
+        if training_args.push_to_hub and training_args.hub_revision and main_process:
+            HfApi().create_branch(trainer.hub_model_id, branch=training_args.hub_revision, exist_ok=True,
+                                  token=training_args.hub_token)
         train_result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
         split_metrics["train"] = dict(train_result.metrics, train_samples=len(tokenized["train"]))
-        trainer.log_metrics("train", split_metrics["train"])
-        trainer.save_state()
-    mapper = WordMapper(trainer.model, mapper.tokenizer, source_folder=mapper.source_folder)
+        log_metrics("train", split_metrics["train"], main_process)
+        mapper = WordMapper(trainer.model, mapper.tokenizer, source_folder=mapper.source_folder)
 
     # 5. Fit the decoding step on validation: temperature, memory of training phrases and its weight.
     if training_args.do_train:
@@ -140,7 +154,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             metrics = mapper.evaluate(phrases, targets, k=TOP_K, ranked=ranked)
             split_metrics[prefix] = {f"{prefix}_{key}": value for key, value in metrics.items()}
             split_metrics[prefix][f"{prefix}_samples"] = len(splits[split])
-            trainer.log_metrics(prefix, split_metrics[prefix])
+            log_metrics(prefix, split_metrics[prefix], main_process)
             if prefix == "test":
                 hits = [ids[0] in gold for ids, gold in zip(ranked.ids, golds)]
                 test_predictions = ([row[0] for row in ranked.scores], hits)
@@ -153,13 +167,12 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
             write_model_card(folder, mapper, results, split_metrics.get("decoding", {}), data_counts, splits,
                              model_args, data_args, training_args, trainer.state.log_history, pictures)
 
-    if training_args.do_train:
-        save_final_model(trainer, mapper, split_metrics, write_card)
+    if trainer is not None:
+        save_final_model(trainer, mapper, output, split_metrics, write_card)
         trainer.card_writer = lambda: write_card(training_args.output_dir)
-    elif trainer.is_world_process_zero():
-        for prefix, metrics in split_metrics.items():
-            trainer.save_metrics(prefix, metrics)
-    if trainer.is_world_process_zero():
+    elif output is not None and main_process:
+        output.save(lambda folder: write_results(folder, split_metrics))
+    if main_process:
         show_examples(mapper)
     if training_args.push_to_hub:
         trainer.push_to_hub(commit_message="Train word mapper with hf_bertmap", revision=training_args.hub_revision)
@@ -307,63 +320,94 @@ def setup_logging(training_args: BertMapTrainingArguments) -> None:
     transformers.utils.logging.enable_explicit_format()
 
 
+def output_folder(model_args: ModelArguments, training_args: BertMapTrainingArguments) -> OutputFolder | None:
+    """The checked output folder (`output_folder.py`'s policy), its resolved path set as `--output_dir`; None for
+    an evaluation without `--output_dir`, which writes nothing. An evaluation never writes into the model folder
+    it reads."""
+    if training_args.output_dir is None:
+        return None
+    output = OutputFolder.prepare(training_args.output_dir, training_args.overwrite_output_dir)
+    model = model_args.model_name_or_path
+    if not training_args.do_train and os.path.isdir(model) and os.path.realpath(model) == output.path:
+        raise ValueError(f"--output_dir {training_args.output_dir} is the model folder being evaluated, whose results "
+                         "stay as they are; choose another folder for this evaluation's results")
+    training_args.output_dir = output.path
+    return output
+
+
 def resolve_resume(training_args: BertMapTrainingArguments) -> str | None:
-    """`--resume_from_checkpoint last` (or `true`) -> the newest `checkpoint-*` in the output folder, checked."""
+    """`--resume_from_checkpoint last` (or `true`) -> the newest complete `checkpoint-*` in the output folder; any
+    checkpoint is checked (`check_checkpoint`) before a model is loaded."""
     value = training_args.resume_from_checkpoint
     if value is None:
         return None
     if value.lower() in ("last", "true"):
-        last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+        output_dir = training_args.output_dir
+        has_any = os.path.isdir(output_dir) and get_last_checkpoint(output_dir) is not None
+        if not has_any:
+            raise ValueError(f"--resume_from_checkpoint {value}: no checkpoint-* folder in {output_dir}")
+        last = last_complete_checkpoint(output_dir)
         if last is None:
-            raise ValueError(f"--resume_from_checkpoint {value}: no checkpoint-* folder in {training_args.output_dir}")
-        value = last
-    if not os.path.isdir(value):
-        raise ValueError(f"--resume_from_checkpoint: no such folder: {value}")
-    weights = os.path.join(value, WEIGHTS_FILE)
-    if os.path.isfile(weights):
-        check_safetensors_file(weights)
+            raise ValueError(f"--resume_from_checkpoint {value}: no complete checkpoint-* folder in {output_dir} "
+                             "(each one's problem is logged above)")
+        return last
+    check_checkpoint(value)
     return value
 
 
-def save_final_model(trainer: BertMapTrainer, mapper: WordMapper, split_metrics: dict[str, dict[str, float]],
-                     write_card: Callable[[str], None]) -> None:
-    """Write the final model, tokenizer, decoding step, pipeline code, results and card, then swap them into the
-    output folder.
-
-    Everything is written to `OUTPUT.saving/` first; the output folder's other entries (checkpoints, trainer
-    state) move in beside them, and two renames put the complete folder in place. Until then the previous model
-    in the output folder stays loadable; a crash between the renames leaves it in `OUTPUT.previous/` and the new
-    one in `OUTPUT.saving/`.
-    """
-    output_dir = os.path.normpath(trainer.args.output_dir)
-    staging, previous = f"{output_dir}.saving", f"{output_dir}.previous"
-    if trainer.is_world_process_zero() and os.path.isdir(staging):
-        shutil.rmtree(staging)
-    trainer.accelerator.wait_for_everyone()
-    trainer.save_model(staging)  # every rank takes part (sharded models are gathered); the main process writes
-    if trainer.is_world_process_zero():
-        mapper.save_pretrained(staging)
-        for prefix, metrics in split_metrics.items():
-            write_json(os.path.join(staging, f"{prefix}_results.json"), metrics)
-        write_json(os.path.join(staging, "all_results.json"),
-                   {k: v for metrics in split_metrics.values() for k, v in metrics.items()})
-        write_card(staging)
-        os.makedirs(output_dir, exist_ok=True)
-        for name in os.listdir(output_dir):
-            if not os.path.exists(os.path.join(staging, name)):
-                os.rename(os.path.join(output_dir, name), os.path.join(staging, name))
-        if os.path.isdir(previous):
-            shutil.rmtree(previous)
-        os.rename(output_dir, previous)
-        os.rename(staging, output_dir)
-        shutil.rmtree(previous)
+def save_final_model(trainer: BertMapTrainer, mapper: WordMapper, output: OutputFolder,
+                     split_metrics: dict[str, dict[str, float]], write_card: Callable[[str], None]) -> None:
+    """Write the final model, tokenizer, decoding step, pipeline code, trainer state, results and card into a new
+    staging folder beside the output folder, then put them in place (`OutputFolder.commit`): the output folder
+    holds the whole previous model until the whole new one replaces it. If writing fails, the output folder is
+    unchanged and the staging folder, named in the error, keeps what was written."""
+    main_process = trainer.is_world_process_zero()
+    staging = broadcast_object_list([output.begin() if main_process else None])[0]
+    try:
+        trainer.save_model(staging)  # every rank takes part (sharded models are gathered); the main process writes
+        if main_process:
+            mapper.save_pretrained(staging)
+            state = dataclasses.replace(trainer.state, best_model_checkpoint=portable_checkpoint(
+                trainer.state.best_model_checkpoint, output.path))
+            state.save_to_json(os.path.join(staging, TRAINER_STATE_NAME))
+            write_results(staging, split_metrics)
+            write_card(staging)
+    except Exception as err:
+        error = write_error(err, staging)
+        if error is not None:
+            raise OSError(f"{error}; {output.path} is unchanged") from err
+        raise
+    if main_process:
+        output.commit(staging)
     trainer.accelerator.wait_for_everyone()
     trainer.final_model_saved = True
+
+
+def portable_checkpoint(path: str | None, output_dir: str) -> str | None:
+    """A checkpoint's path as saved in the final `trainer_state.json`: relative to the output folder."""
+    return os.path.relpath(path, output_dir) if path and os.path.isabs(path) else path
+
+
+def write_results(folder: str, split_metrics: dict[str, dict[str, float]]) -> None:
+    """`PREFIX_results.json` per split and `all_results.json`, as `Trainer.save_metrics` names them."""
+    for prefix, metrics in split_metrics.items():
+        write_json(os.path.join(folder, f"{prefix}_results.json"), metrics)
+    write_json(os.path.join(folder, "all_results.json"),
+               {k: v for metrics in split_metrics.values() for k, v in metrics.items()})
 
 
 def write_json(path: str, payload: dict) -> None:
     with open(path, "w") as f:
         json.dump(payload, f, indent=4, sort_keys=True)
+
+
+def log_metrics(split: str, metrics: dict[str, float], main_process: bool) -> None:
+    """Print a split's metrics the way `Trainer.log_metrics` does, from the main process."""
+    if main_process:
+        print(f"***** {split} metrics *****")
+        for key in sorted(metrics):
+            value = metrics[key]
+            print(f"  {key} = {value:.4f}" if isinstance(value, float) else f"  {key} = {value}")
 
 
 def write_model_card(folder: str, mapper: WordMapper, results: dict[str, float], decoding_results: dict[str, float],
@@ -375,7 +419,7 @@ def write_model_card(folder: str, mapper: WordMapper, results: dict[str, float],
     name = model_args.model_name_or_path
     base_model = base_model_of(name)
     hyperparameters = {
-        "backbone": base_model or name, "pooling": config.pooling, "head": config.head,
+        "backbone": base_model or os.path.basename(os.path.normpath(name)),  # a Hub id, never a local path "pooling": config.pooling, "head": config.head,
         "learning_rate": training_args.learning_rate,
         "head_learning_rate": training_args.head_learning_rate or training_args.learning_rate,
         "epochs": training_args.num_train_epochs,

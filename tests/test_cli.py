@@ -1,14 +1,18 @@
 """The `bertmap` console script."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from hf_bertmap import WordMapper
 from hf_bertmap.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_predict_prints_phrase_word_probability_per_line(saved_model, capsys):
@@ -41,9 +45,12 @@ def test_predict_reads_phrases_from_a_file_and_from_stdin(saved_model, tmp_path)
     assert [line.split("\t")[0] for line in result.stdout.strip().split("\n")] == ["tall", "fishy"]
 
 
-def test_predict_without_phrases_is_an_error(saved_model):
-    with pytest.raises(SystemExit, match="no phrases given"):
+def test_predict_without_phrases_is_a_one_line_error(saved_model, capsys):
+    with pytest.raises(SystemExit) as exit_:
         main(["predict", str(saved_model)])
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == (
+        "error: bertmap predict: no phrases given (pass them as arguments or with --file)\n")
 
 
 def test_console_script_is_installed(saved_model):
@@ -89,3 +96,47 @@ def test_evaluate_scores_a_pair_file_and_writes_predictions(saved_model, tmp_pat
     rows = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert [row["phrase"] for row in rows] == ["large", "fishy", "tall", "huge"]
     assert rows[1]["targets"] == ["smell", "size"] and len(rows[0]["predictions"]) == 3  # all 3 output words
+
+
+def test_a_negative_batch_size_or_top_k_is_a_usage_error(saved_model, capsys):
+    for flag, value in (("--batch-size", "-5"), ("--top-k", "0")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["predict", str(saved_model), "large", flag, value])
+        assert exit_.value.code == 2
+        assert f"argument {flag}: must be an integer >= 1, got {value}" in capsys.readouterr().err
+
+
+def test_a_byte_order_mark_in_a_phrase_file_does_not_change_the_first_answer(saved_model, tmp_path, capsys):
+    plain, marked = tmp_path / "plain.txt", tmp_path / "marked.txt"
+    plain.write_text("large\nhot\n")
+    marked.write_bytes("large\nhot\n".encode("utf-8-sig"))
+    main(["predict", str(saved_model), "--file", str(plain), "--top-k", "2"])
+    expected = capsys.readouterr().out
+    main(["predict", str(saved_model), "--file", str(marked), "--top-k", "2"])
+    assert capsys.readouterr().out == expected and expected.startswith("large\t")
+
+
+def run_quietly(*command, env=None):
+    return subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1", **(env or {})))
+
+
+def test_a_mistyped_model_folder_is_one_line_saying_it_does_not_exist(tmp_path):
+    result = run_quietly(sys.executable, "-m", "hf_bertmap.cli", "predict", "my-mapprr", "large")
+    assert result.returncode == 1
+    assert result.stderr == ("error: my-mapprr: no such model folder here, and the Hub is offline (HF_HUB_OFFLINE=1), "
+                             "so it cannot be downloaded as a Hub id\n")
+    result = run_quietly(sys.executable, "-m", "hf_bertmap.cli", "predict", str(tmp_path / "nope"), "large")
+    assert result.stderr == f"error: {tmp_path / 'nope'}: no such model folder\n"
+
+
+def test_train_py_reports_a_users_mistake_in_one_line_and_the_traceback_on_request(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("phrase,target\nbig,size\n,size\n")
+    command = [sys.executable, str(ROOT / "train.py"), "--train_file", str(bad), "--output_dir", str(tmp_path / "o")]
+    result = run_quietly(*command)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == f"error: {bad}, row 2: empty phrase (column 'phrase')"
+    assert "Traceback" not in result.stderr
+    debug = run_quietly(*command, env={"HF_BERTMAP_DEBUG": "1"})
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "DataValidationError" in debug.stderr

@@ -288,3 +288,39 @@ def test_a_pickle_checkpoint_is_refused_unless_allowed(tmp_path, tokenizer):
     mapper = WordMapper.from_pretrained(folder, allow_pickle=True)
     ids = torch.tensor([[2, 10, 3]])
     assert torch.allclose(mapper.model(input_ids=ids).logits, model.eval()(input_ids=ids).logits)
+
+
+def contents(data: bytes) -> list[bytes]:
+    """A file's bytes, and each member of it if it is a zip archive (torch.save's format)."""
+    import io
+    import zipfile
+
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        return [data]
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return [data] + [archive.read(name) for name in archive.namelist()]
+
+
+def test_a_push_with_hub_token_writes_the_token_nowhere_and_no_local_path(hub, tiny_backbone, tmp_path):
+    repo, files = "test-user/token-push", write_tiny_pairs(tmp_path)
+    output = tmp_path / "out"
+    command = [sys.executable, str(ROOT / "train.py"), "--model_name_or_path", str(tiny_backbone),
+               "--train_file", str(files["train"]), "--validation_file", str(files["validation"]),
+               "--test_file", str(files["test"]), "--output_dir", str(output), "--num_train_epochs", "2",
+               "--use_cpu", "true", "--disable_tqdm", "true", "--report_to", "tensorboard",
+               "--push_to_hub", "--hub_model_id", repo, "--hub_token", hub.token]
+    result = subprocess.run(command, env=hub_env(hub, tmp_path / "home", token=False), cwd=tmp_path,
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    _, pushed = hub.store.files(repo, "main")
+    assert {"training_args.bin", "trainer_state.json", "README.md", "bertmap_card.json"} <= set(pushed)
+    token, local = hub.token.encode(), str(tmp_path).encode()
+    for path, sha in pushed.items():
+        for data in contents(hub.store.blob(sha)):
+            assert token not in data, f"the token is in the pushed {path}"
+            assert local not in data, f"a local path is in the pushed {path}"
+    saved = [p for p in output.rglob("*") if p.is_file()]
+    assert any(p.name == "training_args.bin" for p in saved) and any("checkpoint-" in str(p) for p in saved)
+    for path in saved:
+        assert not any(token in data for data in contents(path.read_bytes())), f"the token is in {path}"
+    assert hub.token not in result.stdout + result.stderr

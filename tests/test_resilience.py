@@ -73,15 +73,64 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_result(tiny_backbon
     assert state["global_step"] == 24
 
 
-def test_resume_without_a_checkpoint_or_from_a_corrupt_one_is_refused(tiny_backbone, pair_files, tmp_path):
+def test_resume_last_without_any_checkpoint_is_refused(tiny_backbone, pair_files, tmp_path):
     output = tmp_path / "out"
     with pytest.raises(ValueError, match="--resume_from_checkpoint last: no checkpoint-\\* folder in"):
         main(args(tiny_backbone, pair_files, output, "--resume_from_checkpoint", "last"))
-    checkpoint = output / "checkpoint-5"
-    make_model().save_pretrained(checkpoint)
-    (checkpoint / "model.safetensors").write_bytes(b"\x00garbage")
-    with pytest.raises(OSError, match=r"checkpoint-5/model.safetensors: corrupt or unreadable safetensors"):
-        main(args(tiny_backbone, pair_files, output, "--resume_from_checkpoint", "last"))
+
+
+def complete_checkpoints(tiny_backbone, pair_files, output):
+    """A run that saved checkpoint-8 and checkpoint-16 (steps of 4 phrases) into `output`."""
+    main(args(tiny_backbone, pair_files, output, "--max_steps", "16", "--save_strategy", "steps", "--save_steps", "8",
+              "--eval_strategy", "no", "--load_best_model_at_end", "false", "--save_total_limit", "5"))
+    return output / "checkpoint-8", output / "checkpoint-16"
+
+
+def test_resume_last_skips_a_half_written_checkpoint_for_the_newest_complete_one(tiny_backbone, pair_files, tmp_path,
+                                                                                caplog):
+    output = tmp_path / "out"
+    complete_checkpoints(tiny_backbone, pair_files, output)
+    half = output / "checkpoint-24"  # cut short by a kill: weights written, no optimizer or trainer state yet
+    half.mkdir()
+    (half / "config.json").write_text((output / "checkpoint-16" / "config.json").read_text())
+    (half / "model.safetensors").write_bytes((output / "checkpoint-16" / "model.safetensors").read_bytes())
+    with caplog.at_level("WARNING"):
+        results = main(args(tiny_backbone, pair_files, output, "--max_steps", "20", "--eval_strategy", "no",
+                            "--load_best_model_at_end", "false", "--resume_from_checkpoint", "last"))
+    assert "Skipping checkpoint-24: " in caplog.text and "checkpoint-24/trainer_state.json: missing" in caplog.text
+    assert results["train_samples"] > 0
+    assert json.loads((output / "trainer_state.json").read_text())["global_step"] == 20
+
+
+def test_resume_from_a_checkpoint_without_optimizer_state_names_the_missing_file(tiny_backbone, pair_files, tmp_path):
+    output = tmp_path / "out"
+    _, last = complete_checkpoints(tiny_backbone, pair_files, output)
+    (last / "optimizer.pt").unlink()
+    with pytest.raises(FileNotFoundError, match=r"checkpoint-16/optimizer.pt: missing, so resuming from .* would "
+                                                r"start a fresh optimizer"):
+        main(args(tiny_backbone, pair_files, output, "--max_steps", "20", "--resume_from_checkpoint", str(last)))
+
+
+@pytest.mark.parametrize("name", ["optimizer.pt", "model.safetensors", "trainer_state.json"])
+def test_resume_from_a_truncated_checkpoint_file_names_it(tiny_backbone, pair_files, tmp_path, name):
+    output = tmp_path / "out"
+    _, last = complete_checkpoints(tiny_backbone, pair_files, output)
+    data = (last / name).read_bytes()
+    (last / name).write_bytes(data[: len(data) // 2])  # a full disk or a kill cut it short
+    with pytest.raises(OSError, match=rf"checkpoint-16/{name}: corrupt"):
+        main(args(tiny_backbone, pair_files, output, "--max_steps", "20", "--resume_from_checkpoint", str(last)))
+
+
+def test_a_full_disk_while_checkpointing_names_the_checkpoint(tiny_backbone, pair_files, tmp_path, monkeypatch):
+    import torch
+
+    def disk_full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(OSError, match=r"out/checkpoint-8: could not be written \(\[Errno 28\] No space left"):
+        main(args(tiny_backbone, pair_files, tmp_path / "out", "--max_steps", "8", "--save_strategy", "steps",
+                  "--save_steps", "8", "--eval_strategy", "no", "--load_best_model_at_end", "false"))
 
 
 def test_a_corrupt_model_file_is_named_when_loading(saved_model):
@@ -90,7 +139,8 @@ def test_a_corrupt_model_file_is_named_when_loading(saved_model):
         WordMapper.from_pretrained(saved_model)
 
 
-def test_a_crash_while_saving_keeps_the_previous_model_loadable(tiny_backbone, pair_files, tmp_path, monkeypatch):
+def test_a_crash_while_saving_keeps_the_previous_model_and_the_new_files_are_reported_not_deleted(
+        tiny_backbone, pair_files, tmp_path, monkeypatch, caplog):
     output = tmp_path / "out"
     main(args(tiny_backbone, pair_files, output, "--num_train_epochs", "1"))
     before = WordMapper.from_pretrained(output).predict(["large", "hot"], top_k=3)
@@ -106,11 +156,15 @@ def test_a_crash_while_saving_keeps_the_previous_model_loadable(tiny_backbone, p
         main(args(tiny_backbone, pair_files, output, "--num_train_epochs", "2", "--seed", "7"))
     assert (output / "model.safetensors").read_bytes() == weights
     assert WordMapper.from_pretrained(output).predict(["large", "hot"], top_k=3) == before
-    assert (tmp_path / "out.saving" / "model.safetensors").is_file()  # the new model, complete, beside it
+    (staging,) = tmp_path.glob(".out.saving-*")  # the new model, complete but for its card, beside it
+    assert (staging / "model.safetensors").is_file()
 
     monkeypatch.undo()
-    main(args(tiny_backbone, pair_files, output, "--num_train_epochs", "2", "--seed", "7"))
-    assert not (tmp_path / "out.saving").exists() and not (tmp_path / "out.previous").exists()
+    with caplog.at_level("WARNING"):
+        main(args(tiny_backbone, pair_files, output, "--num_train_epochs", "2", "--seed", "7"))
+    assert f"{staging}: left by an interrupted save into {output}; nothing in it was deleted" in caplog.text
+    assert (staging / "model.safetensors").is_file()
+    assert not list(tmp_path.glob(".out.previous-*"))
     assert (output / "model.safetensors").read_bytes() != weights
     assert any(p.name.startswith("checkpoint-") for p in output.iterdir())
 

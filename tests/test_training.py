@@ -151,12 +151,13 @@ def test_unknown_pooling_or_head_is_refused_when_parsing(flag, message):
 def test_bad_data_fails_before_anything_in_output_dir_is_touched(tiny_backbone, pair_files, tmp_path):
     output = tmp_path / "out"
     output.mkdir()
+    (output / "config.json").write_text('{"model_type": "bertmap"}')
     (output / "model.safetensors").write_bytes(b"previous model")
     bad = write_pairs(tmp_path / "bad.csv", [("big", "size"), ("", "size")])
     files = dict(pair_files, train=bad)
     with pytest.raises(DataValidationError, match=r"bad.csv, row 2: empty phrase"):
         main(train_args(tiny_backbone, files, output))
-    assert [p.name for p in output.iterdir()] == ["model.safetensors"]
+    assert sorted(p.name for p in output.iterdir()) == ["config.json", "model.safetensors"]
     assert (output / "model.safetensors").read_bytes() == b"previous model"
 
 
