@@ -69,11 +69,11 @@ def main() -> None:
     test = load_splits(DataArguments())["test"]
     phrases = list(test["phrase"])
     timed = (phrases * (1 + args.phrases // len(phrases)))[: args.phrases]
-    batch_size, max_length = 64, mapper.decoder.config.max_length
+    batch_size, max_length = 64, mapper.decoding.config.max_length
 
     word_pipeline = pipeline("word-mapping", model=model, tokenizer=tokenizer, device=-1)
     with torch.inference_mode():  # the baseline's label embeddings: the encoder on each label's name
-        names = tokenizer(mapper.labels, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        names = tokenizer(mapper.words, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         label_embeddings = torch.nn.functional.normalize(
             masked_mean(model.encoder(**names).last_hidden_state, names["attention_mask"]), dim=-1)
 

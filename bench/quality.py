@@ -27,6 +27,7 @@ Prints tables and one JSON line with everything.
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import random
@@ -48,7 +49,8 @@ from hf_bertmap.metrics import gold_lists, word_mapping_scores
 from hf_bertmap.modeling_bertmap import masked_mean
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED_DESIGN_FLAGS = ["--pooling", "pooler", "--head", "vocab", "--head_learning_rate", "1e-4", "--learning_rate", "1e-4",
+SEED_DESIGN_FLAGS = ["--pooling", "pooler", "--head", "vocab", "--head_learning_rate", "1e-4",
+                     "--learning_rate", "1e-4",
                      "--num_train_epochs", "3",
                      "--train_sampling_strategy", "random", "--eval_strategy", "no", "--save_strategy", "no",
                      "--load_best_model_at_end", "false", "--calibrate", "false", "--memory", "false"]
@@ -193,19 +195,18 @@ def train(output: Path, flags: list[str], log: Path) -> float:
 def evaluate_model(mapper: WordMapper, splits, informal) -> dict:
     """Test and informal scores, ECE before calibration, per-category informal top-1, abstention curves."""
     report, probabilities = {}, {}
-    calibrated = mapper.decoder.config.temperature
+    calibrated = mapper.decoding.config.temperature
+    uncalibrated = dataclasses.replace(mapper.decoding.config, temperature=1.0)
     for name, dataset in (("test", splits["test"]), ("informal", informal)):
         probabilities[name] = mapper.predict_proba(list(dataset["phrase"]))
-        report[name] = score(probabilities[name], list(dataset["targets"]), mapper.labels)
-        report[name]["abstention"] = abstention_curve(probabilities[name], list(dataset["targets"]), mapper.labels)
-        mapper.decoder.config.temperature = 1.0
-        report[name]["ece_uncalibrated"] = score(mapper.predict_proba(list(dataset["phrase"])),
-                                                 list(dataset["targets"]), mapper.labels)["ece"]
-        mapper.decoder.config.temperature = calibrated
+        report[name] = score(probabilities[name], list(dataset["targets"]), mapper.words)
+        report[name]["abstention"] = abstention_curve(probabilities[name], list(dataset["targets"]), mapper.words)
+        report[name]["ece_uncalibrated"] = score(mapper.predict_proba(list(dataset["phrase"]), config=uncalibrated),
+                                                 list(dataset["targets"]), mapper.words)["ece"]
     report["temperature"] = calibrated
     categories = sorted(set(informal["category"]))
-    top1 = top1_hits(probabilities["informal"], list(informal["targets"]), mapper.labels).tolist()
-    report["examples"] = top_words(mapper.predict_proba(list(EXAMPLES)), mapper.labels)
+    top1 = top1_hits(probabilities["informal"], list(informal["targets"]), mapper.words).tolist()
+    report["examples"] = top_words(mapper.predict_proba(list(EXAMPLES)), mapper.words)
     report["informal_by_category"] = {
         category: round(sum(hit for hit, c in zip(top1, informal["category"]) if c == category)
                         / sum(c == category for c in informal["category"]), 4)
@@ -268,15 +269,15 @@ def add_labels_experiment(work: Path, splits, flags: list[str], count: int) -> d
     wall = train(output, ["--train_file", str(files["train"]), "--validation_file", str(files["validation"]),
                           "--test_file", str(files["test"]), *flags], work / "held_out.log")
     mapper = WordMapper.from_pretrained(output)
-    assert not set(held_out) & set(mapper.labels)
+    assert not set(held_out) & set(mapper.words)
     test = splits["test"].filter(lambda row: any(w in held_out for w in row["targets"]))
     held_targets = [[w for w in words if w in held_out] for words in test["targets"]]
     overall_before = score(mapper.predict_proba(list(splits["test"]["phrase"])), list(splits["test"]["targets"]),
-                           mapper.labels)
+                           mapper.words)
     mapper.add_labels(held_out)
-    after = score(mapper.predict_proba(list(test["phrase"])), held_targets, mapper.labels)
+    after = score(mapper.predict_proba(list(test["phrase"])), held_targets, mapper.words)
     overall_after = score(mapper.predict_proba(list(splits["test"]["phrase"])), list(splits["test"]["targets"]),
-                          mapper.labels)
+                          mapper.words)
     return {"held_out": held_out, "test_phrases_with_a_held_out_gold": len(test), "train_wall_s": wall,
             "held_out_top1": after["top1"], "held_out_top5": after["top5"],
             "all_test_top1_before_adding": overall_before["top1"], "all_test_top1_after_adding": overall_after["top1"],

@@ -1,10 +1,11 @@
 """Training throughput of `Trainer` + `BertForWordMapping` against a bare PyTorch loop, side by side in one run.
 
-Same model init, optimizer (Trainer's AdamW implementation, encoder 1e-4 / head 3e-3), batch size, number of timed steps and the *same
-batches in the same order*: the built-in WordNet training split (with its augmented copies) is shuffled once with
-a fixed seed, and both loops read it sequentially, so padding (which depends on which phrases share a batch) is
-identical. Each loop runs `--repeats` times, alternating; the table shows the median and the spread. Also the
-effect of padding every batch to the maximum length and of length-grouped batches against dynamic padding.
+Same model init, optimizer (Trainer's AdamW implementation, encoder 1e-4 / head 3e-3), batch size, number of timed
+steps and the *same batches in the same order*: the built-in WordNet training split (with its augmented copies) is
+shuffled once with a fixed seed, and both loops read it sequentially, so padding (which depends on which phrases
+share a batch) is identical. Each loop runs `--repeats` times, alternating; the table shows the median and the
+spread. Also the effect of padding every batch to the maximum length and of length-grouped batches against dynamic
+padding.
 
     python bench/train_throughput.py                 # all-MiniLM-L6-v2, batch 32, 30 timed steps, 3 repeats
     python bench/train_throughput.py --smoke --backbone PATH_TO_TINY_BERT

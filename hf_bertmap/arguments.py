@@ -7,16 +7,17 @@ from dataclasses import dataclass, field
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from transformers import TrainingArguments
 
-from .configuration_bertmap import HEADS, POOLINGS
+from .configuration_bertmap import HEAD_SCORINGS, HEADS, POOLINGS, check_choice
+from .decoding_bertmap import check_unit_interval
 
-DEFAULT_BACKBONE = "all-mpnet-base-v2"
-DEFAULT_OUTPUT_DIR = "bertmap-attributes"  # where a training run writes without --output_dir  # resolved by `backbones.resolve_backbone` to the copy installed from PyPI
+DEFAULT_BACKBONE = "all-mpnet-base-v2"  # resolved by `backbones.resolve_backbone` to the copy installed from PyPI
+DEFAULT_OUTPUT_DIR = "bertmap-attributes"  # where a training run writes without --output_dir
 DEEP_ENCODER_LAYERS = 12  # encoders this deep train only their top third by default (`--freeze_layers`)
-# More output words than this get a cosine head whose rows stay at the label names' embeddings (`--cosine_head`,
-# `--freeze_head`): a trained linear head learnt nothing with 77,003 words, and does well with a few hundred.
+# More output words than this get cosine head scoring with rows that stay at the label names' embeddings
+# (`--head_scoring`, `--freeze_head`): a trained linear head learnt nothing with 77,003 words, and does well with a
+# few hundred.
 LARGE_LABEL_SET = 5000
-LOGIT_SCALE_INIT = 3.0
-TOKEN = re.compile(r"(^|_)token$")  # argument names holding a secret  # log(20): a softmax temperature of 0.05 over cosines
+TOKEN = re.compile(r"(^|_)token$")  # argument names holding a secret
 
 
 def is_large_label_set(head: str, num_labels: int) -> bool:
@@ -54,15 +55,16 @@ class ModelArguments:
                   f"with more than {LARGE_LABEL_SET:,} output words), none with --head vocab (tied to the word "
                   "embeddings)."},
     )
-    cosine_head: bool | None = field(
+    head_scoring: str | None = field(
         default=None,
-        metadata={"help": "Score each output word by a learned scale times the cosine between the phrase's and the "
-                  f"word's head row (CLIP-style). Default: yes with more than {LARGE_LABEL_SET:,} output words."},
+        metadata={"help": f"How the labels head scores a word: {' or '.join(HEAD_SCORINGS)} (a learned scale times "
+                  "the cosine between the phrase and the word's row, CLIP-style). Default: cosine with more than "
+                  f"{LARGE_LABEL_SET:,} output words, else linear."},
     )
     freeze_head: bool | None = field(
         default=None,
         metadata={"help": "Keep the head's rows at the label names' embeddings and train only the encoder (and the "
-                  f"cosine head's scale). Default: yes with more than {LARGE_LABEL_SET:,} output words."},
+                  f"cosine scoring's scale). Default: yes with more than {LARGE_LABEL_SET:,} output words."},
     )
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout before the head."})
     calibrate: bool = field(
@@ -82,7 +84,6 @@ class ModelArguments:
                   "word's (calibrated) probability is below it; 0 never abstains. On the built-in test split 0.1 "
                   "withheld 1 phrase in 40, nearly all of those wrong."},
     )
-    label_smoothing: float = field(default=0.0, metadata={"help": "Label smoothing of the loss."})
     license: str = field(default="apache-2.0", metadata={"help": "The model card's licence (a Hub licence id)."})
     language: str = field(default="en", metadata={"help": "The model card's language (ISO 639-1)."})
     cache_dir: str | None = field(default=None, metadata={"help": "Where downloaded models are cached."})
@@ -90,38 +91,33 @@ class ModelArguments:
     token: str | None = field(default=None, metadata={"help": "Hub token for private models."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow code from the model's repository."})
 
-    def frozen_layers(self, num_layers: int, head: str, num_labels: int = 0) -> int:
-        """How many of an encoder's `num_layers` layers stay fixed under a `head` with `num_labels` output words:
-        `--freeze_layers`, or the default rule (two thirds of a deep encoder; a third of a shallower one with more
-        than `LARGE_LABEL_SET` words, whose long epochs it shortens by a fifth)."""
-        if self.freeze_layers is not None:
-            return self.freeze_layers
-        if head != "labels":
-            return 0
-        if num_layers >= DEEP_ENCODER_LAYERS:
-            return 2 * num_layers // 3
-        return num_layers // 3 if is_large_label_set(head, num_labels) else 0
-
-    def large_head(self, head: str, num_labels: int) -> tuple[bool, bool]:
-        """(cosine head, frozen head rows) for a `head` (the model's: a checkpoint's may differ from `--head`) with
-        `num_labels` output words: the flags, or the default rule."""
+    def resolve_head_defaults(self, num_layers: int, head: str, num_labels: int) -> None:
+        """Fill `freeze_layers`, `head_scoring` and `freeze_head` left unset with the defaults for an encoder of
+        `num_layers` layers under a `head` (the model's: a checkpoint's may differ from `--head`) with `num_labels`
+        output words, once, for training and the card to read: two thirds of a deep encoder's layers fixed (a third
+        of a shallower one with more than `LARGE_LABEL_SET` words, whose long epochs it shortens by a fifth), and
+        fixed cosine rows for such a large set."""
         large = is_large_label_set(head, num_labels)
-        return (large if self.cosine_head is None else self.cosine_head,
-                large if self.freeze_head is None else self.freeze_head)
+        if self.freeze_layers is None:
+            deep = num_layers >= DEEP_ENCODER_LAYERS
+            self.freeze_layers = 0 if head != "labels" else 2 * num_layers // 3 if deep else num_layers // 3 * large
+        if self.head_scoring is None:
+            self.head_scoring = "cosine" if large else "linear"
+        if self.freeze_head is None:
+            self.freeze_head = large
 
     def __post_init__(self):
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"--pooling: unknown value {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
-        if self.head not in HEADS:
-            raise ValueError(f"--head: unknown value {self.head!r}; choose one of {', '.join(HEADS)}")
-        if not 0.0 <= self.min_score <= 1.0:
-            raise ValueError(f"--min_score must be in [0, 1], got {self.min_score}")
+        check_choice("--pooling", self.pooling, POOLINGS)
+        check_choice("--head", self.head, HEADS)
+        if self.head_scoring is not None:
+            check_choice("--head_scoring", self.head_scoring, HEAD_SCORINGS)
+        check_unit_interval("--min_score", self.min_score)
         if self.freeze_layers is not None and self.freeze_layers < 0:
             raise ValueError(f"--freeze_layers must be >= 0, got {self.freeze_layers}")
         if self.init_head_from_label_names is None:
             self.init_head_from_label_names = self.head == "labels"
-        if (self.cosine_head or self.freeze_head) and self.head != "labels":
-            raise ValueError("--cosine_head and --freeze_head apply to --head labels only")
+        if (self.head_scoring == "cosine" or self.freeze_head) and self.head != "labels":
+            raise ValueError("--head_scoring cosine and --freeze_head apply to --head labels only")
         if self.init_head_from_label_names and self.head != "labels":
             raise ValueError("--init_head_from_label_names applies to --head labels only")
 
@@ -184,8 +180,7 @@ class DataArguments:
                 raise ValueError(f"--{name} must be in [0, 100)")
         if self.augment_copies < 0:
             raise ValueError("--augment_copies must be >= 0")
-        if not 0.0 <= self.misspellings <= 1.0:
-            raise ValueError(f"--misspellings must be in [0, 1], got {self.misspellings}")
+        check_unit_interval("--misspellings", self.misspellings)
         for name in ("max_train_samples", "max_eval_samples", "max_predict_samples"):
             value = getattr(self, name)
             if value is not None and value < 0:

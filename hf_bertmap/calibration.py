@@ -1,4 +1,5 @@
-"""Fitting the decoding step on validation, from one pass of the model over the validation phrases:
+"""Fitting the decoding step after training (`fit_decoding`): the training phrases stored in its memory, then, from
+one pass of the model over the validation phrases:
 
 - temperature scaling: one scalar `T` that divides the logits so that the softmax probabilities are calibrated;
   the argmax (and so accuracy) does not change, only how much the probabilities can be trusted (abstention with
@@ -6,17 +7,29 @@
 - the memory weight: how much of the nearest stored phrases' vote to mix in, chosen by accuracy@1 (then @k);
   with a memory, the temperature is fitted for each weight on the mixed probabilities, which are what users get.
 
-Both are stored in the `DecodingConfig`.
+Both are stored in the `DecodingConfig`, which is replaced, never changed in place: the settings tried on the way
+are passed by value (`dataclasses.replace`).
 """
 
+import dataclasses
 import math
+from typing import TYPE_CHECKING
 
 import torch
+from datasets import Dataset
 
-from .decoding_bertmap import WordMappingDecoder
-from .modeling_bertmap import multi_hot
+from .data import gold_ids
+from .decoding_bertmap import WordMappingDecoder, multi_hot
+from .metrics import calibration_error, load_metric
+
+if TYPE_CHECKING:
+    from .inference import WordMapper
 
 MEMORY_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+DEFAULT_MEMORY_WEIGHT = 0.3  # without a validation split to choose it on
+# The decoding step is fitted on at most this many (validation phrase, output word) logits: 134 MB of float32 per
+# copy, all of a few thousand phrases over a few hundred words, the first 433 phrases over 77,503 words.
+MAX_FIT_LOGITS = 2**25
 
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
 
@@ -60,11 +73,12 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 
 
 
 def top_k_hits(probabilities: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[float, float]:
-    """accuracy@1 and accuracy@k of `probabilities` (n, num_labels) against gold ids `labels` (n, max_golds)."""
-    gold = multi_hot(labels, probabilities.shape[-1]).bool()
-    top = probabilities.topk(min(k, probabilities.shape[-1]), dim=-1).indices
-    hits = gold.gather(1, top)  # (n, k)
-    return float(hits[:, 0].float().mean()), float(hits.any(dim=-1).float().mean())
+    """accuracy@1 and accuracy@k (the `word_mapping` metric's) of `probabilities` (n, num_labels) against gold ids
+    `labels` (n, max_golds), -100 padded."""
+    ranked = probabilities.topk(min(k, probabilities.shape[-1]), dim=-1).indices.tolist()
+    references = [[gold for gold in row if gold >= 0] for row in labels.tolist()]
+    results = load_metric().compute(predictions=ranked, references=references, k=k)
+    return results["accuracy"], results["accuracy_at_k"]
 
 
 def decoded_nll(probabilities: torch.Tensor, labels: torch.Tensor) -> float:
@@ -101,31 +115,75 @@ def fit_memory_weight(decoder: WordMappingDecoder, logits: torch.Tensor, embeddi
     For each weight in `weights`, the temperature minimising the golds' negative log-likelihood under the decoded
     probabilities (classifier and memory vote mixed, so the mixture is what gets calibrated); then the weight whose
     decoded probabilities score best: accuracy@1, then @k, then the smaller weight. Without `calibrate` the
-    decoder's temperature stays. Returns (weight, temperature, {weight: (accuracy@1, accuracy@k)}).
+    decoder's temperature stays. The decoder is not changed. Returns (weight, temperature, {weight: (accuracy@1,
+    accuracy@k)}).
     """
     labels = torch.as_tensor(labels).long()
     if labels.dim() == 1:
         labels = labels.unsqueeze(-1)
-    config, kept = decoder.config, decoder.config.temperature
     vote = decoder.memory_vote(embeddings, logits.shape[-1])  # the same for every weight and temperature
-    fits = {}
-    try:
-        for weight in weights:
-            def nll(log_temperature: float, weight=weight) -> float:
-                config.temperature = math.exp(log_temperature)
-                return decoded_nll(decoder.probabilities(logits, embeddings, phrases, memory_weight=weight,
-                                                         vote=vote), labels)
 
-            if calibrate:
-                config.temperature = math.exp(_golden_section_minimum(
-                    nll, math.log(MIN_TEMPERATURE), math.log(MAX_TEMPERATURE)))
-            probabilities = decoder.probabilities(logits, embeddings, phrases, memory_weight=weight, vote=vote)
-            fits[weight] = (config.temperature, top_k_hits(probabilities, labels, k))
-    finally:
-        config.temperature = kept
+    def decoded(weight: float, temperature: float) -> torch.Tensor:
+        config = dataclasses.replace(decoder.config, memory_weight=weight, temperature=temperature)
+        return decoder.probabilities(logits, embeddings, phrases, config=config, vote=vote)
+
+    fits = {}
+    for weight in weights:
+        temperature = decoder.config.temperature
+        if calibrate:
+            temperature = math.exp(_golden_section_minimum(
+                lambda log_t, weight=weight: decoded_nll(decoded(weight, math.exp(log_t)), labels),
+                math.log(MIN_TEMPERATURE), math.log(MAX_TEMPERATURE)))
+        fits[weight] = (temperature, top_k_hits(decoded(weight, temperature), labels, k))
     best = max(weights, key=lambda weight: (fits[weight][1], -weight))
     return best, fits[best][0], {weight: hits for weight, (_, hits) in fits.items()}
 
 
-__all__ = ["fit_temperature", "fit_memory_weight", "gold_log_likelihood", "decoded_nll", "top_k_hits",
+def fit_decoding(mapper: "WordMapper", train: Dataset, validation: Dataset, k: int = 5, memory: bool = True,
+                 calibrate: bool = True) -> dict[str, float]:
+    """Store the `train` phrases in the decoding step's memory (with `memory`, `labels` head), then, from one pass
+    over the `validation` phrases (as many as `MAX_FIT_LOGITS` allows), choose the memory weight and, with
+    `calibrate`, fit the temperature of the decoded (mixed) probabilities; `mapper.decoding.config` is replaced by
+    the fitted one. Returns what was fitted and measured: the validation ECE before calibration is that of the plain
+    classifier at temperature 1."""
+    decoding, results = mapper.decoding, {}
+    label2id = mapper.model.config.label2id
+    if memory and mapper.model.config.head == "labels":
+        rows = [(phrase, [w for w in words if w in label2id])
+                for phrase, words in zip(train["phrase"], train["targets"])]
+        rows = [(phrase, words) for phrase, words in rows if words]
+        mapper.memorize([p for p, _ in rows], [w for _, w in rows], weight=DEFAULT_MEMORY_WEIGHT, replace=True)
+        results.update(memory_size=len(rows), memory_weight=DEFAULT_MEMORY_WEIGHT)
+    validation = validation.select(range(min(len(validation), max(1, MAX_FIT_LOGITS // len(label2id)))))
+    if len(validation) == 0 or not (calibrate or decoding.memory is not None):
+        return results
+    texts, logits, pooled = [], [], []
+    for batch_texts, batch_logits, batch_pooled in mapper.iter_outputs(list(validation["phrase"])):
+        texts += batch_texts
+        logits.append(batch_logits.cpu())
+        pooled.append(batch_pooled.cpu())
+    logits, pooled = torch.cat(logits), torch.cat(pooled)
+    golds = gold_ids(list(validation["targets"]), label2id)
+    if not (golds >= 0).any():
+        return results
+    before = logits.softmax(dim=-1)
+    if decoding.memory is not None:
+        weight, temperature, scores = fit_memory_weight(decoding, logits, pooled, texts, golds, k=k,
+                                                        calibrate=calibrate)
+        decoding.config = dataclasses.replace(decoding.config, memory_weight=weight, temperature=temperature)
+        results.update(memory_weight=weight, eval_accuracy_without_memory=scores[0.0][0],
+                       eval_accuracy_with_memory=scores[weight][0])
+    elif calibrate:
+        decoding.config = dataclasses.replace(decoding.config, temperature=fit_temperature(logits, golds))
+    else:
+        return results
+    if calibrate:
+        after = decoding.probabilities(logits, pooled, texts)
+        results.update(temperature=decoding.config.temperature,
+                       eval_ece_before_calibration=calibration_error(before.clamp(min=1e-12).log(), golds),
+                       eval_ece_after_calibration=calibration_error(after.clamp(min=1e-12).log(), golds))
+    return results
+
+
+__all__ = ["fit_decoding", "fit_temperature", "fit_memory_weight", "gold_log_likelihood", "decoded_nll", "top_k_hits",
            "MEMORY_WEIGHTS"]

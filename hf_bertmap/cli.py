@@ -100,23 +100,23 @@ def predict(args: argparse.Namespace) -> None:
 
 def evaluate(args: argparse.Namespace) -> None:
     """Score a model on a pair file with the `word_mapping` metric; optionally write each phrase's prediction."""
-    from .data import read_pair_file, group_by_phrase, validate_pairs
+    from .data import group_by_phrase, read_pair_file, validate_pairs
     from .metrics import gold_lists
 
     mapper = _load(args)
     raw = read_pair_file(args.file, (args.phrase_column, args.target_column))
     validate_pairs(raw, args.file, args.phrase_column, args.target_column)
-    pairs = group_by_phrase(raw, args.phrase_column, args.target_column, mapper.decoder.config.lowercase)
+    pairs = group_by_phrase(raw, args.phrase_column, args.target_column, mapper.decoding.config.lowercase)
     phrases, targets = list(pairs["phrase"]), list(pairs["targets"])
     golds = gold_lists(targets, mapper.model.config.label2id)
-    ranked = mapper.rank(phrases, k=args.top_k, batch_size=args.batch_size, golds=golds)  # one pass for both
-    metrics = mapper.evaluate(phrases, targets, k=args.top_k, min_score=args.min_score, ranked=ranked)
+    ranked = mapper.rank(phrases, k=max(args.k), batch_size=args.batch_size, golds=golds)  # one pass for both
+    metrics = mapper.evaluate(phrases, targets, k=args.k, min_score=args.min_score, ranked=ranked)
     metrics["phrases"] = len(phrases)
     if args.predictions:
-        labels = mapper.labels
+        words = mapper.words
         with open(args.predictions, "w", encoding="utf-8") as f:
             for phrase, gold, ids, scores in zip(phrases, targets, ranked.ids, ranked.scores):
-                top = [{"word": labels[i], "score": s} for i, s in zip(ids, scores) if s > 0]
+                top = [{"word": words[i], "score": s} for i, s in zip(ids, scores) if s > 0]
                 f.write(json.dumps({"phrase": phrase, "targets": gold, "predictions": top}) + "\n")
     if args.json:
         print(json.dumps(metrics))
@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--file", required=True, help="pairs: .csv, .tsv, .json or .jsonl")
     e.add_argument("--phrase-column", dest="phrase_column", default="phrase")
     e.add_argument("--target-column", dest="target_column", default="target")
-    e.add_argument("--top-k", type=positive_int, default=5, help="k of accuracy@k")
+    e.add_argument("--k", type=positive_int, nargs="+", default=[5],
+                   help="cut-offs of accuracy@k, e.g. --k 1 10 100 (default 5); --predictions lists the largest")
     e.add_argument("--json", action="store_true", help="print the metrics as one JSON line")
     e.add_argument("--predictions", help="also write each phrase's golds and top-k words to this JSON Lines file")
     x = commands.add_parser("export", help="export a model to ONNX for serving with --backend onnx")

@@ -6,8 +6,16 @@ This file is copied next to the weights by `save_pretrained` and must import not
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-POOLINGS = ("mean", "cls", "pooler", "last")
+POOLINGS = ("mean", "cls", "pooler")
 HEADS = ("labels", "vocab")
+HEAD_SCORINGS = ("linear", "cosine")
+LOGIT_SCALE_INIT = 3.0  # log(20): a softmax temperature of 0.05 over cosines
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """Refuse a `value` of the setting `name` that is not one of `choices`, listing them."""
+    if value not in choices:
+        raise ValueError(f"{name}: unknown value {value!r}; choose one of {', '.join(choices)}")
 
 
 class BertMapConfig(PreTrainedConfig):
@@ -22,22 +30,22 @@ class BertMapConfig(PreTrainedConfig):
             ELECTRA, ...). Defaults to a `bert` config.
         pooling (`str`, defaults to `"mean"`):
             How one embedding is taken from the encoder's last hidden states: `"mean"` (attention-masked mean),
-            `"cls"` (the first token), `"pooler"` (the encoder's `pooler_output`; BERT-style encoders only) or
-            `"last"` (the last non-padding token, e.g. a `[CLS]` appended at the end of the phrase).
+            `"cls"` (the first token) or `"pooler"` (the encoder's `pooler_output`; BERT-style encoders only).
         head (`str`, defaults to `"labels"`):
-            `"labels"`: a linear layer onto the closed set of target words in `id2label`. `"vocab"`: logits over
-            the encoder's whole vocabulary, the projection tied to its input word embeddings (`id2label` is the
-            tokenizer's vocabulary).
+            `"labels"`: a `LabelHead`, one row and bias per word of the closed set in `id2label`. `"vocab"`: a
+            `VocabHead`, logits over the encoder's whole vocabulary, its rows tied to the input word embeddings
+            (`id2label` is the tokenizer's vocabulary).
+        head_scoring (`str`, defaults to `"linear"`):
+            How the `labels` head scores a word: `"linear"`, the row times the pooled embedding plus the bias;
+            `"cosine"`, as CLIP scores text against images, `exp(logit_scale)` times the cosine between the pooled
+            embedding and the row, plus the bias. Cosine scoring suits tens of thousands of output words whose rows
+            stay at the embeddings of their names. Configs saved before this field existed say cosine by a
+            `logit_scale_init_value`.
         logit_scale_init_value (`float`, *optional*):
-            `None`: the `labels` head is a plain linear layer. A value: a cosine head, as CLIP scores text against
-            images: the logits are `exp(logit_scale)` times the cosine between the pooled embedding and each head
-            row, plus the row's bias, with `logit_scale` learned from this initial value (log(20) ~ 3.0: a
-            softmax temperature of 0.05). Suits tens of thousands of output words whose rows stay at the
-            embeddings of their names.
+            With `head_scoring="cosine"`, the initial `logit_scale`, learned from there (default log(20) ~ 3.0: a
+            softmax temperature of 0.05); `None` with linear scoring.
         classifier_dropout (`float`, defaults to 0.1):
             Dropout on the pooled embedding before the head.
-        label_smoothing (`float`, defaults to 0.0):
-            Label smoothing of the cross-entropy loss.
         initializer_range (`float`, defaults to 0.02):
             Standard deviation of the normal init of the head.
 
@@ -57,22 +65,23 @@ class BertMapConfig(PreTrainedConfig):
     encoder_config: dict | PreTrainedConfig | None = None
     pooling: str = "mean"
     head: str = "labels"
+    head_scoring: str | None = None
     logit_scale_init_value: float | None = None
     classifier_dropout: float = 0.1
-    label_smoothing: float = 0.0
     initializer_range: float = 0.02
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs):
         super().__post_init__(**kwargs)
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"BertMapConfig: unknown pooling {self.pooling!r}; choose one of {', '.join(POOLINGS)}")
-        if self.head not in HEADS:
-            raise ValueError(f"BertMapConfig: unknown head {self.head!r}; choose one of {', '.join(HEADS)}")
-        if self.logit_scale_init_value is not None and self.head != "labels":
-            raise ValueError("BertMapConfig: logit_scale_init_value (a cosine head) applies to head='labels' only")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"BertMapConfig: label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        check_choice("BertMapConfig: pooling", self.pooling, POOLINGS)
+        check_choice("BertMapConfig: head", self.head, HEADS)
+        if self.head_scoring is None:  # a config saved before `head_scoring`: a logit scale meant cosine scoring
+            self.head_scoring = "linear" if self.logit_scale_init_value is None else "cosine"
+        check_choice("BertMapConfig: head_scoring", self.head_scoring, HEAD_SCORINGS)
+        if self.head_scoring == "cosine" and self.head != "labels":
+            raise ValueError("BertMapConfig: head_scoring='cosine' applies to head='labels' only")
+        if self.head_scoring == "cosine" and self.logit_scale_init_value is None:
+            self.logit_scale_init_value = LOGIT_SCALE_INIT
         # The vocabulary head reuses the input word embeddings as its projection.
         self.tie_word_embeddings = self.head == "vocab"
         # transformers leaves `label2id` empty when only `id2label` is given; keep both, consistent.
@@ -87,4 +96,4 @@ def normalize_phrase(text: str, lowercase: bool = True) -> str:
     return text.lower() if lowercase else text
 
 
-__all__ = ["BertMapConfig", "normalize_phrase"]
+__all__ = ["BertMapConfig", "normalize_phrase", "check_choice", "POOLINGS", "HEADS", "HEAD_SCORINGS"]

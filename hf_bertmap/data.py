@@ -18,11 +18,12 @@ from pathlib import Path
 
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
-from datasets.fingerprint import Hasher
 from datasets import Sequence as SequenceFeature
+from datasets.fingerprint import Hasher
 from transformers import PreTrainedTokenizerBase
 
 from .configuration_bertmap import normalize_phrase
+from .decoding_bertmap import pad_golds
 from .metrics import gold_lists
 
 logger = logging.getLogger(__name__)
@@ -435,7 +436,7 @@ def encode_labels(splits: DatasetDict, label_names: Sequence[str]) -> DatasetDic
                 f"head and count as wrong: {sorted(unknown)[:10]}"
             )
         encoded[split] = dataset.map(
-            lambda batch: {"labels": [[label2id[w] for w in words if w in label2id] for words in batch["targets"]]},
+            lambda batch: {"labels": gold_lists(batch["targets"], label2id)},
             batched=True,
             features=features,
             desc=f"Encoding {split} labels",
@@ -466,13 +467,6 @@ def warn_truncated(tokenized: DatasetDict, max_seq_length: int) -> None:
         if full:
             logger.warning(f"{full} phrase(s) in {split} reached max_seq_length={max_seq_length} tokens and were "
                            "truncated (raise --max_seq_length to keep more)")
-
-
-def pad_golds(golds: Sequence[int | Sequence[int]]) -> torch.Tensor:
-    """(n, max_golds) gold ids, each row padded with -100 (at least one column)."""
-    rows = [[gold] if isinstance(gold, int) else list(gold) for gold in golds]
-    width = max([1] + [len(row) for row in rows])
-    return torch.tensor([row + [-100] * (width - len(row)) for row in rows], dtype=torch.long).view(-1, width)
 
 
 def gold_ids(targets: Sequence[Sequence[str]], label2id: dict[str, int]) -> torch.Tensor:

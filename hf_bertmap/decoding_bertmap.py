@@ -18,6 +18,7 @@ copied next to the weights with the pipeline code and imports nothing from `hf_b
 import json
 import numbers
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -69,8 +70,7 @@ class DecodingConfig:
         check_decoding(self.min_score, self.top_k)
         if self.temperature <= 0:
             raise ValueError(f"DecodingConfig: temperature must be > 0, got {self.temperature}")
-        if not 0.0 <= self.memory_weight <= 1.0:
-            raise ValueError(f"DecodingConfig: memory_weight must be in [0, 1], got {self.memory_weight}")
+        check_unit_interval("DecodingConfig: memory_weight", self.memory_weight)
         if self.memory_neighbors < 1 or self.memory_temperature <= 0 or self.max_length < 1:
             raise ValueError("DecodingConfig: memory_neighbors and max_length must be >= 1, memory_temperature > 0")
 
@@ -84,6 +84,12 @@ class DecodingConfig:
             json.dump(asdict(self), f, indent=2, sort_keys=True)
 
 
+def check_unit_interval(name: str, value) -> None:
+    """Refuse anything but a number in [0, 1] for the setting `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+
+
 def check_positive_int(name: str, value) -> None:
     """Refuse anything but an integer >= 1 (a bool, a float, a string...) for the argument `name`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
@@ -92,8 +98,7 @@ def check_positive_int(name: str, value) -> None:
 
 def check_decoding(min_score: float, top_k: int) -> None:
     """Refuse a `min_score` outside [0, 1] or a `top_k` that is not an integer >= 1, naming the argument."""
-    if isinstance(min_score, bool) or not isinstance(min_score, numbers.Real) or not 0.0 <= min_score <= 1.0:
-        raise ValueError(f"min_score must be a number in [0, 1], got {min_score!r}")
+    check_unit_interval("min_score", min_score)
     check_positive_int("top_k", top_k)
 
 
@@ -118,7 +123,7 @@ class PhraseMemory:
         width = max(self.golds.shape[1], other.golds.shape[1])
 
         def pad(golds: torch.Tensor) -> torch.Tensor:
-            return torch.cat([golds, torch.full((golds.shape[0], width - golds.shape[1]), -100)], dim=1)
+            return torch.nn.functional.pad(golds, (0, width - golds.shape[1]), value=-100)
 
         return PhraseMemory(self.phrases + other.phrases, torch.cat([self.keys, other.keys]),
                             torch.cat([pad(self.golds), pad(other.golds)]))
@@ -137,6 +142,20 @@ class PhraseMemory:
         return cls(phrases, tensors["keys"], tensors["golds"])
 
 
+def pad_golds(golds: Sequence[int | Sequence[int]]) -> torch.Tensor:
+    """(n, max_golds) gold ids, each row padded with -100 (at least one column): the `labels` of a batch."""
+    rows = [[gold] if isinstance(gold, int) else list(gold) for gold in golds]
+    width = max([1] + [len(row) for row in rows])
+    return torch.tensor([row + [-100] * (width - len(row)) for row in rows], dtype=torch.long).view(-1, width)
+
+
+def multi_hot(golds: torch.Tensor, num_labels: int) -> torch.Tensor:
+    """(batch, num_labels) 0/1 float rows from gold ids of shape (batch,) or (batch, max_golds) padded with -100."""
+    if golds.dim() == 1:
+        golds = golds.unsqueeze(-1)
+    return spread(torch.ones(golds.shape, device=golds.device), golds, num_labels).clamp_(max=1.0)
+
+
 def spread(shares: torch.Tensor, golds: torch.Tensor, num_labels: int) -> torch.Tensor:
     """(batch, num_labels) mass from `shares` (batch, ...) placed on the gold ids `golds` (batch, ...), -100 padded
     (a padded id carries no mass)."""
@@ -153,7 +172,7 @@ class WordMappingDecoder:
     ```python
     >>> decoder = WordMappingDecoder.from_pretrained("bertmap-attributes")
     >>> outputs = model(**inputs)
-    >>> decoder.decode(outputs.logits, outputs.pooled_output, ["very chonky"], labels, top_k=2)
+    >>> decoder.decode(outputs.logits, outputs.pooled_output, ["very chonky"], words, top_k=2)
     [[('size', 0.61), ('weight', 0.12)]]
     ```
     """
@@ -189,58 +208,64 @@ class WordMappingDecoder:
         elif os.path.isfile(os.path.join(folder, MEMORY_FILE)):
             os.remove(os.path.join(folder, MEMORY_FILE))
 
-    def normalize(self, phrases: list[str]) -> list[str]:
-        """Check and normalise phrases as training did; an empty one is refused, naming its position."""
+    def normalize(self, phrases: list[str], what: str = "phrase") -> list[str]:
+        """Check and normalise phrases (or words: `what`) as training did; an empty one is refused, naming its
+        position."""
         texts = []
         for i, phrase in enumerate(phrases):
             if not isinstance(phrase, str) or not phrase.strip():
-                raise ValueError(f"phrase {i}: expected a non-empty string, got {phrase!r}")
+                raise ValueError(f"{what} {i}: expected a non-empty string, got {phrase!r}")
             texts.append(normalize_phrase(phrase, self.config.lowercase))
         return texts
 
     def probabilities(self, logits: torch.Tensor, embeddings: torch.Tensor | None = None,
-                      phrases: list[str] | None = None, memory_weight: float | None = None,
+                      phrases: list[str] | None = None, config: DecodingConfig | None = None,
                       vote: torch.Tensor | None = None) -> torch.Tensor:
         """Probabilities (batch, num_labels) of normalised `phrases` from their `logits` and pooled `embeddings`.
 
-        `memory_weight` overrides the config's and `vote` is `memory_vote(embeddings, ...)` computed already (both
-        used when choosing the weight on validation)."""
-        probabilities = (logits.float() / self.config.temperature).softmax(dim=-1)
+        `config` decodes instead of `self.config`, which stays as it is (a fit passes
+        `dataclasses.replace(decoding.config, temperature=...)`); `vote` is `memory_vote(embeddings, ...)` computed
+        already (the same for every setting tried on validation)."""
+        config = self.config if config is None else config
+        probabilities = (logits.float() / config.temperature).softmax(dim=-1)
         memory = self.memory
         if memory is None or not len(memory) or phrases is None:
             return probabilities
-        weight = self.config.memory_weight if memory_weight is None else memory_weight
+        weight = config.memory_weight
         classifier, num_labels = probabilities, probabilities.shape[-1]
         golds = memory.golds.to(probabilities.device)
         if weight > 0 and embeddings is not None:
-            vote = self.memory_vote(embeddings, num_labels) if vote is None else vote
+            vote = self.memory_vote(embeddings, num_labels, config) if vote is None else vote
             probabilities = (1 - weight) * probabilities + weight * vote
         else:
             probabilities = probabilities.clone()
         stored = [memory.index.get(phrase) for phrase in phrases]
         for row, i in enumerate(stored):
             if i is not None:  # a known phrase: only its stored words, ranked by the classifier
-                known = spread(torch.ones(1, golds.shape[1], device=golds.device), golds[i : i + 1], num_labels)[0]
+                known = multi_hot(golds[i : i + 1], num_labels)[0]
                 if (known > 0).any():
                     ranked = (classifier[row] + 1e-12) * (known > 0)
                     probabilities[row] = ranked / ranked.sum()
         return probabilities
 
-    def memory_vote(self, embeddings: torch.Tensor, num_labels: int) -> torch.Tensor:
+    def memory_vote(self, embeddings: torch.Tensor, num_labels: int,
+                    config: DecodingConfig | None = None) -> torch.Tensor:
         """(batch, num_labels): the vote of each phrase's `memory_neighbors` nearest stored phrases (a softmax of
-        their cosine similarities over `memory_temperature`, each neighbour's share split over its words)."""
+        their cosine similarities over `memory_temperature`, each neighbour's share split over its words), with
+        `config`'s settings or else `self.config`'s."""
+        config = self.config if config is None else config
         memory = self.memory
         golds = memory.golds.to(embeddings.device)
         keys = memory.keys.to(embeddings.device)
         queries = torch.nn.functional.normalize(embeddings.float(), dim=-1)
-        top = (queries @ keys.T).topk(min(self.config.memory_neighbors, len(memory)), dim=-1)  # (batch, k)
+        top = (queries @ keys.T).topk(min(config.memory_neighbors, len(memory)), dim=-1)  # (batch, k)
         neighbours = golds[top.indices]  # (batch, k, max_golds)
         valid = (neighbours >= 0).float()
         split = valid / valid.sum(dim=-1, keepdim=True).clamp(min=1)  # each neighbour's words share its vote
-        weights = (top.values / self.config.memory_temperature).softmax(dim=-1)
+        weights = (top.values / config.memory_temperature).softmax(dim=-1)
         return spread(weights.unsqueeze(-1) * split, neighbours, num_labels)
 
-    def select(self, probabilities: torch.Tensor, labels: list[str], top_k: int | None = None,
+    def select(self, probabilities: torch.Tensor, words: list[str], top_k: int | None = None,
                min_score: float | None = None) -> list[list[tuple[str, float]]]:
         """Per row, the `top_k` (word, probability) pairs best first, or `[]` when the best is below `min_score`
         (defaults: the config's). Words of probability 0 are never listed (a stored phrase has only its words)."""
@@ -249,16 +274,18 @@ class WordMappingDecoder:
         check_decoding(min_score, top_k)
         scores, indices = probabilities.topk(min(top_k, probabilities.shape[-1]), dim=-1)
         return [
-            [(labels[i], s) for s, i in zip(row_scores.tolist(), row_indices.tolist()) if s > 0]
+            [(words[i], s) for s, i in zip(row_scores.tolist(), row_indices.tolist()) if s > 0]
             if row_scores[0] >= min_score else []
             for row_scores, row_indices in zip(scores, indices)
         ]
 
-    def decode(self, logits: torch.Tensor, embeddings: torch.Tensor | None, phrases: list[str], labels: list[str],
+    def decode(self, logits: torch.Tensor, embeddings: torch.Tensor | None, phrases: list[str], words: list[str],
                top_k: int | None = None, min_score: float | None = None) -> list[list[tuple[str, float]]]:
         """`probabilities` then `select`: the words for a batch of normalised phrases."""
-        return self.select(self.probabilities(logits, embeddings, phrases), labels, top_k, min_score)
+        return self.select(self.probabilities(logits, embeddings, phrases), words, top_k, min_score)
 
 
-__all__ = ["DecodingConfig", "PhraseMemory", "WordMappingDecoder", "check_decoding", "check_positive_int", "DECODING_CONFIG_FILE",
+__all__ = ["DecodingConfig", "PhraseMemory", "WordMappingDecoder", "check_decoding", "check_positive_int",
+           "check_unit_interval", "multi_hot", "pad_golds",
+           "DECODING_CONFIG_FILE",
            "MEMORY_FILE", "HUB_KWARGS"]

@@ -1,6 +1,7 @@
 """`WordMapper`: load, save and push a word mapper (model, tokenizer and decoding step); tokenise phrases and
 return its top-k words with probabilities."""
 
+import dataclasses
 import glob
 import numbers
 import os
@@ -16,14 +17,20 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from .backbones import check_model_location
-from .configuration_bertmap import normalize_phrase
-from .decoding_bertmap import HUB_KWARGS, PhraseMemory, WordMappingDecoder, check_decoding, check_positive_int
+from .decoding_bertmap import (
+    HUB_KWARGS,
+    DecodingConfig,
+    PhraseMemory,
+    WordMappingDecoder,
+    check_decoding,
+    check_positive_int,
+    pad_golds,
+)
 from .metrics import gold_lists, word_mapping_scores
-from .model_card import CARD_CONTEXT_FILE, load_card_context, render_model_card
+from .model_card import BertMapCardData
 from .modeling_bertmap import BertForWordMapping
 from .onnx_backend import ONNX_FILE, OnnxWordMapping, export_onnx
 from .output_folder import apply_umask
-from .pipeline_bertmap import WordMappingPipeline
 
 WEIGHTS_FILE = "model.safetensors"
 PICKLE_WEIGHTS_FILE = "pytorch_model.bin"
@@ -90,13 +97,13 @@ class WordMapper:
         self.source_folder = source_folder  # where results and the card's inputs may be found
 
     @property
-    def decoder(self) -> WordMappingDecoder:
-        """The model's decoding step (`model.decoder`): temperature, memory, top-k and abstention."""
-        return self.model.decoder
+    def decoding(self) -> WordMappingDecoder:
+        """The model's decoding step (`model.decoding`): temperature, memory, top-k and abstention."""
+        return self.model.decoding
 
     @property
-    def labels(self) -> list[str]:
-        """The output words, in head order."""
+    def words(self) -> list[str]:
+        """The output words, in head order (`config.id2label`); `labels` means gold ids, as in transformers."""
         return [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
 
     @classmethod
@@ -132,19 +139,23 @@ class WordMapper:
         save_directory = str(save_directory)
         if isinstance(self.model, OnnxWordMapping):
             raise ValueError("save_pretrained needs the PyTorch model: load it without backend='onnx'")
-        WordMappingPipeline(model=self.model, tokenizer=self.tokenizer).save_pretrained(save_directory)
+        self.model.save_pretrained(save_directory)  # with the decoding step and the pipeline code
+        self.tokenizer.save_pretrained(save_directory)
         for weights in glob.glob(os.path.join(save_directory, "*.safetensors")):
             apply_umask(weights)  # safetensors writes through a private temporary file (0600)
         source = self.source_folder
         if source is None or os.path.abspath(source) == os.path.abspath(save_directory):
             return
-        for path in glob.glob(os.path.join(source, "*_results.json")) + [os.path.join(source, CARD_CONTEXT_FILE)]:
-            if os.path.isfile(path):
-                shutil.copy(path, save_directory)
-        context = load_card_context(source)
-        if context is not None:
+        for path in glob.glob(os.path.join(source, "*_results.json")):
+            shutil.copy(path, save_directory)
+        card_data = BertMapCardData.load(source)
+        if card_data is not None:
+            for picture in card_data.pictures:
+                if os.path.isfile(os.path.join(source, picture)):
+                    shutil.copy(os.path.join(source, picture), save_directory)
+            card_data.save(save_directory)
             repo_id = repo_id or os.path.basename(os.path.abspath(save_directory))
-            card = render_model_card(self.model.config, self.decoder.config, repo_id=repo_id, **context)
+            card = card_data.render(self.model.config, self.decoding.config, repo_id)
             card.save(os.path.join(save_directory, "README.md"))
 
     def export_onnx(self, output_dir: str | os.PathLike) -> str:
@@ -180,10 +191,7 @@ class WordMapper:
         if isinstance(words, str):
             raise TypeError(f"add_labels takes a list of words, got the string {words!r}; pass [{words!r}]")
         new = []
-        for i, word in enumerate(words):
-            if not isinstance(word, str) or not word.strip():
-                raise ValueError(f"word {i}: expected a non-empty string, got {word!r}")
-            word = normalize_phrase(word, self.decoder.config.lowercase)
+        for word in self.decoding.normalize(words, what="word"):
             if word not in self.model.config.label2id and word not in new:
                 new.append(word)
         if new:
@@ -199,8 +207,8 @@ class WordMapper:
         for new ones). The pairs are added to the memory unless `replace`; `weight` sets `memory_weight` (a model
         without a memory weight needs one). `save_pretrained`/`push_to_hub` keep the memory.
         """
-        config = self.decoder.config
-        texts = self.decoder.normalize(phrases)
+        config = self.decoding.config
+        texts = self.decoding.normalize(phrases)
         golds = []
         for i, (phrase, words) in enumerate(zip(phrases, self.gold_words(phrases, targets))):
             ids = [self.model.config.label2id.get(w) for w in words]
@@ -210,44 +218,38 @@ class WordMapper:
             golds.append(ids)
         if (weight if weight is not None else config.memory_weight) <= 0:
             raise ValueError("memorize needs a memory weight > 0 (pass weight=...)")
-        width = max(len(ids) for ids in golds) if golds else 1
-        rows = torch.tensor([ids + [-100] * (width - len(ids)) for ids in golds], dtype=torch.long).view(-1, width)
-        memory = PhraseMemory(texts, self.embed(texts, normalized=True), rows)
-        if self.decoder.memory is not None and not replace:
-            memory = self.decoder.memory.extend(memory)
-        self.decoder.memory = memory
+        memory = PhraseMemory(texts, self.embed(texts, normalized=True), pad_golds(golds))
+        if self.decoding.memory is not None and not replace:
+            memory = self.decoding.memory.extend(memory)
+        self.decoding.memory = memory
         if weight is not None:
-            config.memory_weight = weight
+            self.decoding.config = dataclasses.replace(config, memory_weight=weight)
 
     def gold_words(self, phrases: list[str], targets: Sequence[str | Sequence[str]]) -> list[list[str]]:
         """Each phrase's gold words normalised like training targets: a bare string is one word, a list several."""
         if isinstance(targets, str) or len(targets) != len(phrases):
             count = "a single string" if isinstance(targets, str) else f"{len(targets)} targets"
             raise ValueError(f"{len(phrases)} phrases but {count}: give one word or list of words per phrase")
-        words = []
-        for i, gold in enumerate(targets):
-            gold = [gold] if isinstance(gold, str) else list(gold)
-            if not all(isinstance(w, str) and w.strip() for w in gold):
-                raise ValueError(f"phrase {i}: target words must be non-empty strings, got {gold!r}")
-            words.append([normalize_phrase(w, self.decoder.config.lowercase) for w in gold])
-        return words
+        return [self.decoding.normalize([gold] if isinstance(gold, str) else list(gold), what=f"phrase {i}: target")
+                for i, gold in enumerate(targets)]
 
     def batches(self, phrases: list[str], batch_size: int = 64,
                 normalized: bool = False) -> Iterator[tuple[list[str], dict[str, torch.Tensor]]]:
         """(normalised phrases, tokenised inputs on the model's device) per batch; phrases are checked and
         normalised unless `normalized`."""
         check_positive_int("batch_size", batch_size)
-        texts = list(phrases) if normalized else self.decoder.normalize(phrases)
+        texts = list(phrases) if normalized else self.decoding.normalize(phrases)
         progress = tqdm(total=len(texts), desc="Encoding", unit="phrase", disable=len(texts) < PROGRESS_FROM)
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
-            yield chunk, self.tokenizer(chunk, padding=True, truncation=True, max_length=self.decoder.config.max_length,
+            yield chunk, self.tokenizer(chunk, padding=True, truncation=True,
+                                        max_length=self.decoding.config.max_length,
                                         return_tensors="pt").to(self.model.device)
             progress.update(len(chunk))
         progress.close()
 
     @torch.inference_mode()
-    def forward(self, phrases: list[str], batch_size: int = 64,
+    def iter_outputs(self, phrases: list[str], batch_size: int = 64,
                 normalized: bool = False) -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
         """(normalised phrases, logits, pooled embeddings) per batch: the model's plain outputs, before decoding."""
         for texts, inputs in self.batches(phrases, batch_size, normalized):
@@ -261,7 +263,7 @@ class WordMapper:
         More than `BF16_EMBEDDING_FROM` texts on a float32 model on a CPU with native bfloat16 are embedded under
         bfloat16 autocast: 1.7x faster on 2 cores, cosine to the float32 embeddings >= 0.9999 (77,503 label names
         in about 80 s instead of 130 s)."""
-        texts = list(phrases) if normalized else self.decoder.normalize(phrases)
+        texts = list(phrases) if normalized else self.decoding.normalize(phrases)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths share a batch: less padding
         was_training = self.model.training
         self.model.eval()
@@ -282,11 +284,14 @@ class WordMapper:
         embeddings[order] = by_length  # back to the callers' order
         return embeddings
 
-    def predict_proba(self, phrases: list[str], batch_size: int = 64) -> torch.Tensor:
-        """Decoded probabilities over `self.labels` (temperature and memory applied), (len(phrases), num_labels).
-        For many phrases over many words, `predict` keeps only the top words per batch."""
-        chunks = [self.decoder.probabilities(logits, pooled, texts).cpu()
-                  for texts, logits, pooled in self.forward(phrases, batch_size)]
+    def predict_proba(self, phrases: list[str], batch_size: int = 64,
+                      config: DecodingConfig | None = None) -> torch.Tensor:
+        """Decoded probabilities over `self.words` (temperature and memory applied), (len(phrases), num_labels);
+        `config` decodes instead of the model's own decoding settings (e.g. `dataclasses.replace(
+        mapper.decoding.config, temperature=1.0)`). For many phrases over many words, `predict` keeps only the top
+        words per batch."""
+        chunks = [self.decoding.probabilities(logits, pooled, texts, config=config).cpu()
+                  for texts, logits, pooled in self.iter_outputs(phrases, batch_size)]
         return torch.cat(chunks) if chunks else torch.empty(0, self.model.config.num_labels)
 
     def predict(
@@ -305,11 +310,11 @@ class WordMapper:
     def iter_predict(self, phrases: list[str], top_k: int | None = None, batch_size: int = 64,
                      min_score: float | None = None) -> Iterator[list[list[tuple[str, float]]]]:
         """`predict`, one batch at a time (what `bertmap predict --file` streams)."""
-        labels = self.labels
-        config = self.decoder.config
+        words = self.words
+        config = self.decoding.config
         check_decoding(config.min_score if min_score is None else min_score, config.top_k if top_k is None else top_k)
-        for texts, logits, pooled in self.forward(phrases, batch_size):
-            yield self.decoder.decode(logits, pooled, texts, labels, top_k, min_score)
+        for texts, logits, pooled in self.iter_outputs(phrases, batch_size):
+            yield self.decoding.decode(logits, pooled, texts, words, top_k, min_score)
 
     def rank(self, phrases: list[str], k: int = 5, batch_size: int = 64,
              golds: list[list[int]] | None = None) -> Ranking:
@@ -318,8 +323,8 @@ class WordMapper:
         each batch are kept, so any number of phrases and words fits in memory."""
         ranked, scores, gold_ranks = [], [], [] if golds is not None else None
         for start, (texts, logits, pooled) in zip(range(0, len(phrases), batch_size),
-                                                  self.forward(phrases, batch_size)):
-            probabilities = self.decoder.probabilities(logits, pooled, texts)
+                                                  self.iter_outputs(phrases, batch_size)):
+            probabilities = self.decoding.probabilities(logits, pooled, texts)
             top = probabilities.topk(min(k, logits.shape[-1]), dim=-1)
             ranked += top.indices.tolist()
             scores += top.values.tolist()
@@ -340,7 +345,7 @@ class WordMapper:
         golds = gold_lists(self.gold_words(phrases, targets), self.model.config.label2id)
         if ranked is None or ranked.gold_ranks is None:
             ranked = self.rank(phrases, max(cutoffs), batch_size, golds=golds)
-        min_score = self.decoder.config.min_score if min_score is None else min_score
+        min_score = self.decoding.config.min_score if min_score is None else min_score
         return word_mapping_scores(ranked.ids, [row[0] for row in ranked.scores], golds, k, min_score,
                                    gold_ranks=ranked.gold_ranks)
 

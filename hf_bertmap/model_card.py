@@ -1,23 +1,36 @@
-"""Render the model card (`hub_card.md`, a Jinja template) with the real results of a training run.
+"""The model card: `BertMapCardData` holds what a card shows besides the model's config and decoding settings,
+`ModelCardCallback` fills it while `Trainer` runs, and `BertMapCardData.render` renders `hub_card.md` (a Jinja
+template) with `ModelCard.from_template`, the one place a card is made.
 
-What a card needs besides the model's config and decoding settings (results, per-epoch log, data counts,
-hyperparameters, base model, data description, licence, language, widget phrases, pictures) is saved beside the
-model as `bertmap_card.json`, so the card can be rendered again for another repo id when the model is pushed.
-The metadata holds only what the Hub accepts: `base_model` and `datasets` only as Hub repo ids.
+The card data is saved beside the model as `bertmap_card.json`, so the card can be rendered again for another repo
+id when the model is pushed. The metadata holds only what the Hub accepts: `base_model` and `datasets` only as Hub
+repo ids.
 """
 
+import dataclasses
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub import CardData, EvalResult, ModelCard, ModelCardData
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
+from transformers import TrainerCallback
 
+from .backbones import hub_id
 from .configuration_bertmap import BertMapConfig
+from .data import is_builtin
 from .decoding_bertmap import DecodingConfig
 
+if TYPE_CHECKING:
+    from datasets import DatasetDict
+
+    from .arguments import DataArguments, ModelArguments
+
 TEMPLATE_PATH = Path(__file__).parent / "hub_card.md"
+EXAMPLE_PHRASES = ["fishy", "valuable", "large", "very chonky"]  # the task's examples: the built-in data's widget
 CARD_CONTEXT_FILE = "bertmap_card.json"
 # The transformers release the modeling, decoding and pipeline code saved with a model needs.
 MIN_TRANSFORMERS = "5.24"
@@ -54,96 +67,200 @@ def hub_repo_id(value: str | None) -> str | None:
     return value
 
 
-def render_model_card(
-    config: BertMapConfig,
-    decoding: DecodingConfig,
-    results: dict[str, float],
-    data_counts: dict[str, dict[str, int]],
-    hyperparameters: dict[str, object],
-    base_model: str | None,
-    repo_id: str,
-    dataset_name: str | None = None,
-    dataset_description: str = BUILTIN_DATASET_DESCRIPTION,
-    data_license: str = WORDNET_LICENSE,
-    limitations: list[str] | None = None,
-    license: str = "apache-2.0",
-    language: str = "en",
-    widget: list[str] | None = None,
-    training_results: list[dict] | None = None,
-    framework_versions: dict[str, str] | None = None,
-    decoding_results: dict[str, float] | None = None,
-    pictures: list[str] | None = None,
-    template_path: str | Path = TEMPLATE_PATH,
-) -> ModelCard:
-    """The card for a trained model. `results` holds the run's `test_accuracy`, `test_accuracy_at_5` and
-    `test_macro_f1` (and `test_ece`, `test_coverage` when measured); they become both the card's table and its
-    `model-index`. `dataset_name` is a Hub dataset id or None (the data is then described in the body only)."""
-    missing = [key for key in ("test_accuracy", "test_accuracy_at_5", "test_macro_f1") if key not in results]
-    if missing:
-        raise ValueError(f"render_model_card: results lack {missing}; evaluate on the test split first")
-    model_name = repo_id.split("/")[-1]
-    dataset_id = hub_repo_id(dataset_name)
-    metrics = (("accuracy", "Accuracy@1", "test_accuracy", None),
-               ("top_k_accuracy", "Accuracy@5", "test_accuracy_at_5", {"k": 5}),
-               ("f1", "Macro-F1", "test_macro_f1", {"average": "macro"}))
-    eval_results = [
-        EvalResult(
-            task_type="text-classification",
-            task_name="Word mapping",
-            dataset_type=dataset_id or "custom",
-            dataset_name=dataset_id or "word-mapping pairs (see the card)",
-            dataset_split="test",
-            metric_type=metric_type,
-            metric_name=metric_name,
-            metric_value=round(float(results[key]), 4),
-            metric_args=args,
+@dataclass
+class BertMapCardData(CardData):
+    r"""
+    What a bertmap model card shows besides the model's config and decoding settings, as SetFit's and
+    sentence-transformers' card data: filled while training (`ModelCardCallback`: the training arguments and one
+    row per evaluation; `train.py`: the data, the test results and the decoding fit), saved beside the model as
+    `bertmap_card.json`, and rendered in one place, `render`, for whichever repo id the model is pushed to.
+    `to_dict` gives the Hub metadata (the card's YAML front matter): `base_model` and `datasets` only as Hub repo ids.
+
+    Args:
+        results (`dict[str, float]`):
+            The test split's `test_accuracy`, `test_accuracy_at_5`, `test_macro_f1` (and `test_ece`,
+            `test_coverage` when measured): the card's results table and its `model-index`.
+        decoding_results (`dict[str, float]`):
+            What fitting the decoding step measured (validation ECE before/after, memory size...).
+        data_counts (`dict[str, dict[str, int]]`):
+            Phrases, pairs and distinct words per split.
+        hyperparameters (`dict[str, object]`):
+            The hyperparameter table.
+        base_model (`str`, *optional*):
+            The Hub id trained from; a local path is left out of the metadata.
+        dataset_name (`str`, *optional*):
+            A Hub dataset id, or None (the data is then described in the body only).
+        training_results (`list[dict]`):
+            One row per evaluation: epoch, step, training loss, validation loss, accuracy@1 and @5.
+        pictures (`list[str]`):
+            Picture files beside the card (training curve, reliability diagram).
+    """
+
+    results: dict[str, float] = field(default_factory=dict)
+    decoding_results: dict[str, float] = field(default_factory=dict)
+    data_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    hyperparameters: dict[str, object] = field(default_factory=dict)
+    base_model: str | None = None
+    license: str = "apache-2.0"
+    language: str = "en"
+    dataset_name: str | None = None
+    dataset_description: str = BUILTIN_DATASET_DESCRIPTION
+    data_license: str = WORDNET_LICENSE
+    limitations: list[str] | None = None
+    widget: list[str] = field(default_factory=list)
+    training_results: list[dict] = field(default_factory=list)
+    framework_versions: dict[str, str] = field(default_factory=dict)
+    pictures: list[str] = field(default_factory=list)
+    model_name: str | None = None  # the repo's name, set by `render`
+
+    def to_dict(self) -> dict:
+        """The Hub metadata: language, licence, library, pipeline tag, tags, base model, datasets, metrics, the
+        widget and a `model-index` of distinct accuracy@1, accuracy@5 and macro-F1 entries."""
+        dataset_id = hub_repo_id(self.dataset_name)
+        metrics = (("accuracy", "Accuracy@1", "test_accuracy", None),
+                   ("top_k_accuracy", "Accuracy@5", "test_accuracy_at_5", {"k": 5}),
+                   ("f1", "Macro-F1", "test_macro_f1", {"average": "macro"}))
+        eval_results = [
+            EvalResult(task_type="text-classification", task_name="Word mapping",
+                       dataset_type=dataset_id or "custom",
+                       dataset_name=dataset_id or "word-mapping pairs (see the card)", dataset_split="test",
+                       metric_type=metric_type, metric_name=metric_name,
+                       metric_value=round(float(self.results[key]), 4), metric_args=args)
+            for metric_type, metric_name, key, args in metrics if key in self.results
+        ]
+        return ModelCardData(
+            language=self.language, license=self.license, library_name="transformers",
+            pipeline_tag="text-classification", tags=["bertmap", "word-mapping", "hf_bertmap", "text-classification"],
+            base_model=hub_repo_id(self.base_model), datasets=[dataset_id] if dataset_id else None,
+            metrics=["accuracy", "f1"], model_name=self.model_name, eval_results=eval_results or None,
+            widget=[{"text": phrase} for phrase in self.widget] or None,
+        ).to_dict()
+
+    def render(self, config: BertMapConfig, decoding: DecodingConfig, repo_id: str,
+               template_path: str | Path = TEMPLATE_PATH) -> ModelCard:
+        """The card for `repo_id` from `hub_card.md`, with the model's `config` and `decoding` settings."""
+        missing = [key for key in ("test_accuracy", "test_accuracy_at_5", "test_macro_f1") if key not in self.results]
+        if missing:
+            raise ValueError(f"render: results lack {missing}; evaluate on the test split first")
+        card_data = dataclasses.replace(self, model_name=repo_id.split("/")[-1])
+        results = self.results
+        return ModelCard.from_template(
+            card_data,
+            template_path=str(template_path),
+            model_name=card_data.model_name,
+            repo_id=repo_id,
+            dataset_description=self.dataset_description,
+            data_license=self.data_license,
+            data_counts=self.data_counts,
+            hyperparameters=self.hyperparameters,
+            training_results=self.training_results,
+            pictures=self.pictures,
+            decoding_results=self.decoding_results,
+            framework_versions=self.framework_versions,
+            base_model=hub_repo_id(self.base_model),
+            encoder_type=config.encoder_config.model_type,
+            pooling=config.pooling,
+            head=config.head,
+            head_scoring=config.head_scoring,
+            lowercase=decoding.lowercase,
+            num_labels=config.num_labels,
+            limitations=BUILTIN_LIMITATIONS if self.limitations is None else self.limitations,
+            examples=self.widget[:2] or ["very chonky", "scentless"],
+            test_phrases=self.data_counts.get("test", {}).get("phrases", 0),
+            test_accuracy=results["test_accuracy"],
+            test_accuracy_at_5=results["test_accuracy_at_5"],
+            test_macro_f1=results["test_macro_f1"],
+            test_ece=results.get("test_ece"),
+            test_coverage=results.get("test_coverage"),
+            decoding=decoding,
+            min_transformers=MIN_TRANSFORMERS,
         )
-        for metric_type, metric_name, key, args in metrics
-    ]
-    widget = widget or []
-    card_data = ModelCardData(
-        language=language,
-        license=license,
-        library_name="transformers",
-        pipeline_tag="text-classification",
-        tags=["bertmap", "word-mapping", "hf_bertmap", "text-classification"],
-        base_model=hub_repo_id(base_model),
-        datasets=[dataset_id] if dataset_id else None,
-        metrics=["accuracy", "f1"],
-        model_name=model_name,
-        eval_results=eval_results,
-        widget=[{"text": phrase} for phrase in widget] or None,
-    )
-    return ModelCard.from_template(
-        card_data,
-        template_path=str(template_path),
-        model_name=model_name,
-        repo_id=repo_id,
-        base_model=hub_repo_id(base_model),
-        encoder_type=config.encoder_config.model_type,
-        pooling=config.pooling,
-        head=config.head,
-        lowercase=decoding.lowercase,
-        num_labels=config.num_labels,
-        dataset_description=dataset_description,
-        data_license=data_license,
-        limitations=BUILTIN_LIMITATIONS if limitations is None else limitations,
-        data_counts=data_counts,
-        hyperparameters=hyperparameters,
-        examples=widget[:2] or ["very chonky", "scentless"],
-        test_phrases=data_counts.get("test", {}).get("phrases", 0),
-        test_accuracy=results["test_accuracy"],
-        test_accuracy_at_5=results["test_accuracy_at_5"],
-        test_macro_f1=results["test_macro_f1"],
-        test_ece=results.get("test_ece"),
-        test_coverage=results.get("test_coverage"),
-        decoding=decoding,
-        decoding_results=decoding_results or {},
-        training_results=training_results or [],
-        framework_versions=framework_versions or {},
-        min_transformers=MIN_TRANSFORMERS,
-        pictures=pictures or [],
-    )
+
+    def save(self, folder: str | os.PathLike) -> None:
+        """Keep the card's inputs beside the model (`bertmap_card.json`), to render it again for another repo id."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model_name"}
+        with open(os.path.join(folder, CARD_CONTEXT_FILE), "w") as f:
+            json.dump(fields, f, indent=2)
+
+    @classmethod
+    def for_run(cls, model_args: "ModelArguments", data_args: "DataArguments", config: BertMapConfig,
+                data_counts: dict, splits: "DatasetDict") -> "BertMapCardData":
+        """The card data known before training: the model's and the data's settings, the data counts, and the data's
+        description and widget; `ModelCardCallback` adds the training arguments and the per-epoch results."""
+        name = model_args.model_name_or_path
+        base_model = base_model_of(name)
+        hyperparameters = {
+            "backbone": base_model or os.path.basename(os.path.normpath(name)),  # a Hub id, never a local path
+            "pooling": config.pooling, "head": config.head, "head scoring": config.head_scoring,
+            "frozen encoder layers": model_args.freeze_layers, "head rows fixed": model_args.freeze_head,
+            "head initialised from label names": model_args.init_head_from_label_names,
+            "modifier copies": data_args.augment_copies,
+            "misspelt copies": data_args.misspellings, "comparatives": data_args.comparatives,
+            "max_seq_length": data_args.max_seq_length,
+        }
+        card_data = cls(data_counts=data_counts, hyperparameters=hyperparameters, base_model=base_model,
+                        license=model_args.license, language=model_args.language, widget=list(EXAMPLE_PHRASES))
+        if not is_builtin(data_args):
+            source = next(name for name in (data_args.dataset_name, data_args.train_file, data_args.validation_file,
+                                            data_args.test_file) if name)
+            examples = splits["test"] if len(splits["test"]) else splits["validation"]
+            card_data = dataclasses.replace(card_data, dataset_name=data_args.dataset_name,
+                                            dataset_description=f"User data: `{os.path.basename(source)}`.",
+                                            data_license="", limitations=[], widget=list(examples["phrase"][:3]))
+        return card_data
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> "BertMapCardData | None":
+        """The card data saved in `folder`, or None."""
+        path = os.path.join(folder, CARD_CONTEXT_FILE)
+        if not os.path.isfile(path):
+            return None
+        with open(path, encoding="utf-8") as f:
+            values = json.load(f)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+
+class ModelCardCallback(TrainerCallback):
+    """Fills a `BertMapCardData` as `Trainer` runs: the training arguments' hyperparameters and the framework
+    versions when training begins (with the rows of a resumed run's earlier evaluations), one results row per
+    evaluation, with the last training loss logged before it."""
+
+    def __init__(self, card_data: BertMapCardData):
+        self.card_data = card_data
+        self.training_loss: float | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.card_data.hyperparameters.update({
+            "learning_rate": args.learning_rate,
+            "head_learning_rate": getattr(args, "head_learning_rate", None) or args.learning_rate,
+            "epochs": args.num_train_epochs,
+            "train_batch_size": args.per_device_train_batch_size * max(1, args.world_size),
+            "seed": args.seed,
+        })
+        self.card_data.framework_versions = framework_versions()
+        self.card_data.training_results = epoch_results(state.log_history)
+        self.training_loss = next((entry["loss"] for entry in reversed(state.log_history) if "loss" in entry), None)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.training_loss = logs["loss"]
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        if metrics and "eval_accuracy" in metrics:
+            self.card_data.training_results.append({
+                "epoch": state.epoch, "step": state.global_step, "training_loss": self.training_loss,
+                "validation_loss": metrics.get("eval_loss"), "accuracy": metrics["eval_accuracy"],
+                "accuracy_at_5": metrics.get("eval_accuracy_at_5")})
+
+
+def base_model_of(name: str) -> str | None:
+    """The Hub id a card's `base_model` may name: a packaged backbone's Hub id, a Hub id as given, a bertmap
+    checkpoint's own base model; None for a local folder with none."""
+    card_data = BertMapCardData.load(name) if os.path.isdir(name) else None
+    if card_data is not None:
+        return card_data.base_model
+    return hub_id(name)
 
 
 def epoch_results(log_history: list[dict]) -> list[dict]:
@@ -173,15 +290,4 @@ def framework_versions() -> dict[str, str]:
             "datasets": datasets.__version__, "tokenizers": tokenizers.__version__}
 
 
-def save_card_context(folder: str | os.PathLike, **context) -> None:
-    """Keep the card's inputs (all but the configs and repo id) beside the model."""
-    with open(os.path.join(folder, CARD_CONTEXT_FILE), "w") as f:
-        json.dump(context, f, indent=2)
-
-
-def load_card_context(folder: str | os.PathLike) -> dict | None:
-    path = os.path.join(folder, CARD_CONTEXT_FILE)
-    if not os.path.isfile(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+__all__ = ["BertMapCardData", "ModelCardCallback", "epoch_results", "framework_versions", "hub_repo_id"]

@@ -1,4 +1,5 @@
-"""BertForWordMapping: encoder -> one pooled embedding -> linear projection onto output words.
+"""BertForWordMapping: encoder -> one pooled embedding -> a head scoring the output words (`LabelHead` over a
+closed set of words, `VocabHead` over the encoder's vocabulary).
 
 This file is copied next to the weights by `save_pretrained` and must import nothing from `hf_bertmap` but its
 configuration and decoding step, relatively.
@@ -14,7 +15,8 @@ from transformers import initialization as init
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .configuration_bertmap import BertMapConfig
-from .decoding_bertmap import HUB_KWARGS, WordMappingDecoder
+from .decoding_bertmap import HUB_KWARGS, WordMappingDecoder, multi_hot
+from .pipeline_bertmap import WordMappingPipeline
 
 
 def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -23,37 +25,91 @@ def masked_mean(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> to
     return (hidden_states * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
 
 
-def last_token(hidden_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Hidden state of the last position where `attention_mask` is 1 (works with left or right padding)."""
-    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
-    last = (attention_mask.long() * positions).argmax(dim=1)  # (batch,)
-    return hidden_states[torch.arange(hidden_states.shape[0], device=hidden_states.device), last]
-
-
-def multi_hot(labels: torch.Tensor, num_labels: int) -> torch.Tensor:
-    """(batch, num_labels) 0/1 float rows from gold ids of shape (batch,) or (batch, max_golds) padded with -100."""
-    if labels.dim() == 1:
-        labels = labels.unsqueeze(-1)
-    valid = (labels >= 0).float()
-    gold = torch.zeros(labels.shape[0], num_labels, device=labels.device)
-    # Add (not assign): padding clamped to id 0 must not overwrite a real gold 0.
-    return gold.scatter_add_(1, labels.clamp(min=0), valid).clamp_(max=1.0)
-
-
-def soft_cross_entropy(logits: torch.Tensor, gold: torch.Tensor, label_smoothing: float) -> torch.Tensor:
+def soft_cross_entropy(logits: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
     """Cross-entropy against a multi-hot `gold` (batch, num_labels): the mass is split evenly over a row's golds.
 
     Rows without any gold (a target outside the label set) add nothing.
     """
     counts = gold.sum(dim=-1, keepdim=True)  # (batch, 1)
     target = gold / counts.clamp(min=1)
-    if label_smoothing > 0:
-        target = (1 - label_smoothing) * target + label_smoothing / logits.shape[-1]
     per_row = -(target * torch.log_softmax(logits, dim=-1)).sum(dim=-1)
     has_gold = counts.squeeze(-1) > 0
     if not has_gold.any():
         return logits.sum() * 0.0
     return per_row[has_gold].mean()
+
+
+class LabelHead(nn.Module):
+    """The output layer over a closed set of words (`head="labels"`): one row and one bias per word of
+    `config.id2label`.
+
+    `config.head_scoring="linear"`: logits = rows @ pooled + bias. `"cosine"`: as CLIP scores text against images,
+    logits = exp(logit_scale) * cos(pooled, row) + bias, the scale learned from `config.logit_scale_init_value`;
+    suits rows that stay at the words' embeddings (`freeze`). The head owns what only it can do: start its rows
+    from the words' embeddings (`initialize_from`), keep them fixed (`freeze`) and grow new ones (`append_rows`).
+    """
+
+    def __init__(self, config: BertMapConfig):
+        super().__init__()
+        hidden_size = config.encoder_config.hidden_size
+        self.weight = nn.Parameter(torch.empty(config.num_labels, hidden_size))  # (num_labels, hidden)
+        self.bias = nn.Parameter(torch.empty(config.num_labels))
+        cosine = config.head_scoring == "cosine"
+        self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init_value))) if cosine else None
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(batch, hidden) pooled embeddings -> (batch, num_labels) logits."""
+        if self.logit_scale is None:
+            return nn.functional.linear(pooled, self.weight, self.bias)
+        rows = nn.functional.normalize(self.weight, dim=-1)  # (num_labels, hidden)
+        cosines = nn.functional.linear(nn.functional.normalize(pooled, dim=-1), rows)
+        return self.logit_scale.exp() * cosines + self.bias
+
+    @torch.no_grad()
+    def initialize_from(self, embeddings: torch.Tensor) -> None:
+        """Start each row from `embeddings` (num_labels, hidden), the pooled embeddings of the words' own text in
+        `id2label` order, scaled to unit norm, and every bias at 0: training starts from meaning rather than noise."""
+        if embeddings.shape[0] != self.weight.shape[0]:
+            raise ValueError(f"expected {self.weight.shape[0]} label rows, got {embeddings.shape[0]}")
+        self.weight.copy_(nn.functional.normalize(embeddings.float(), dim=-1).to(self.weight.device, self.weight.dtype))
+        self.bias.zero_()
+
+    def freeze(self) -> None:
+        """Keep the rows and biases as they are: only the encoder and a cosine head's `logit_scale` learn. With tens
+        of thousands of words, an optimiser would otherwise move every row on every step, the rows of words absent
+        from the batch included."""
+        self.weight.requires_grad_(False)
+        self.bias.requires_grad_(False)
+
+    @torch.no_grad()
+    def append_rows(self, embeddings: torch.Tensor) -> None:
+        """Add one row per new word, without training: each points the way of its row of `embeddings` (the pooled
+        embedding of the word's own text) with the mean norm of the existing rows; each bias is the mean existing
+        bias, so a new word competes on its meaning, not on a prior."""
+        weight, bias = self.weight, self.bias
+        rows = nn.functional.normalize(embeddings.float(), dim=-1).to(weight.device, weight.dtype)
+        rows = rows * weight.norm(dim=-1).mean()
+        self.weight = nn.Parameter(torch.cat([weight, rows]), requires_grad=weight.requires_grad)
+        self.bias = nn.Parameter(torch.cat([bias, bias.mean().expand(len(rows))]), requires_grad=bias.requires_grad)
+
+
+class VocabHead(nn.Module):
+    """The output layer over the encoder's whole vocabulary (`head="vocab"`), as `BertLMPredictionHead` scores
+    tokens: its rows are the encoder's input word embeddings (`BertForWordMapping` ties them), plus a bias per
+    token. Encoders whose embeddings are narrower than their hidden states (ELECTRA) get a projection first."""
+
+    def __init__(self, config: BertMapConfig, embedding_size: int):
+        super().__init__()
+        hidden_size = config.encoder_config.hidden_size
+        self.transform = nn.Linear(hidden_size, embedding_size) if embedding_size != hidden_size else None
+        self.weight = nn.Parameter(torch.empty(config.num_labels, embedding_size))  # tied to the word embeddings
+        self.bias = nn.Parameter(torch.empty(config.num_labels))
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(batch, hidden) pooled embeddings -> (batch, vocab_size) logits."""
+        if self.transform is not None:
+            pooled = self.transform(pooled)
+        return nn.functional.linear(pooled, self.weight, self.bias)
 
 
 @dataclass
@@ -78,10 +134,16 @@ class BertMapPreTrainedModel(PreTrainedModel):
     # The loss is a mean over the batch's phrases, not a sum to be divided by Trainer's `num_items_in_batch`.
     accepts_loss_kwargs = False
 
+    # Names of the weights saved before the heads were modules, and their names now (see `from_pretrained`).
+    _legacy_key_mapping = {r"^logit_scale$": "classifier.logit_scale", r"^vocab_transform\.": "classifier.transform."}
+
     def _init_weights(self, module: nn.Module) -> None:
-        # Sub-models (the encoder) are initialised by their own `_init_weights`; this covers the head.
-        if isinstance(module, BertForWordMapping) and module.logit_scale is not None:
-            init.constant_(module.logit_scale, self.config.logit_scale_init_value)
+        # Sub-models (the encoder) are initialised by their own `_init_weights`; this covers the heads.
+        if isinstance(module, (LabelHead, VocabHead)):
+            init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
+            init.zeros_(module.bias)
+            if getattr(module, "logit_scale", None) is not None:
+                init.constant_(module.logit_scale, self.config.logit_scale_init_value)
         elif isinstance(module, nn.Linear):
             init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
             if module.bias is not None:
@@ -94,9 +156,10 @@ class BertMapPreTrainedModel(PreTrainedModel):
 class BertForWordMapping(BertMapPreTrainedModel):
     """Maps a short phrase to one word: `fishy -> smell`, `very chonky -> size`.
 
-    The phrase runs through `config.encoder_config`'s encoder, `config.pooling` takes one embedding, and a linear
-    layer projects it onto `config.id2label` (`head="labels"`) or onto the whole vocabulary (`head="vocab"`).
-    `forward` is a plain classifier; `model.decoder` (a `WordMappingDecoder`, like a language model's
+    The phrase runs through `config.encoder_config`'s encoder, `config.pooling` takes one embedding, and the head
+    (`self.classifier`) scores it against `config.id2label` (`LabelHead`, `head="labels"`) or the whole vocabulary
+    (`VocabHead`, `head="vocab"`).
+    `forward` is a plain classifier; `model.decoding` (a `WordMappingDecoder`, like a language model's
     `generation_config`) is how its logits become words, loaded and saved with the model but never used by
     `forward`.
     """
@@ -114,14 +177,9 @@ class BertForWordMapping(BertMapPreTrainedModel):
             self.encoder.pooler = None  # unused: keep it out of the weights and of DDP's gradient sync
         self._encoder_takes_token_type_ids = "token_type_ids" in inspect.signature(self.encoder.forward).parameters
 
-        hidden_size = config.encoder_config.hidden_size
         self.dropout = nn.Dropout(config.classifier_dropout)
-        self.logit_scale = None
         if config.head == "labels":
-            self.vocab_transform = None
-            self.classifier = nn.Linear(hidden_size, config.num_labels)
-            if config.logit_scale_init_value is not None:
-                self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init_value)))
+            self.classifier = LabelHead(config)
         else:
             word_embeddings = self.encoder.get_input_embeddings()
             vocab_size, embedding_size = word_embeddings.weight.shape
@@ -130,12 +188,10 @@ class BertForWordMapping(BertMapPreTrainedModel):
                     f"head='vocab' needs one label per vocabulary entry: id2label has {config.num_labels} labels, "
                     f"the encoder's vocabulary {vocab_size}."
                 )
-            # Encoders whose embeddings are narrower than their hidden states (ELECTRA) need a projection first.
-            self.vocab_transform = nn.Linear(hidden_size, embedding_size) if embedding_size != hidden_size else None
-            self.classifier = nn.Linear(embedding_size, vocab_size)
+            self.classifier = VocabHead(config, embedding_size)
             source = next(name for name, p in self.encoder.named_parameters() if p is word_embeddings.weight)
             self._tied_weights_keys = {"classifier.weight": f"encoder.{source}"}
-        self.decoder = WordMappingDecoder()
+        self.decoding = WordMappingDecoder()
         self.post_init()
 
     def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> torch.Tensor:
@@ -151,8 +207,6 @@ class BertForWordMapping(BertMapPreTrainedModel):
             return masked_mean(hidden_states, attention_mask)
         if self.config.pooling == "cls":
             return hidden_states[:, 0]
-        if self.config.pooling == "last":
-            return last_token(hidden_states, attention_mask)
         return outputs.pooler_output
 
     def forward(
@@ -171,32 +225,21 @@ class BertForWordMapping(BertMapPreTrainedModel):
         """
         kwargs.pop("num_items_in_batch", None)
         embedding = self.pool(input_ids, attention_mask, token_type_ids=token_type_ids, **kwargs)  # (batch, hidden)
-        logits = self.project(self.dropout(embedding))  # (batch, num_labels)
+        logits = self.classifier(self.dropout(embedding))  # (batch, num_labels)
 
         loss = None
         if labels is not None:
             gold = multi_hot(labels.to(logits.device), logits.shape[-1]).to(logits.dtype)
-            loss = soft_cross_entropy(logits, gold, self.config.label_smoothing)
+            loss = soft_cross_entropy(logits, gold)
         return WordMappingOutput(loss=loss, logits=logits, pooled_output=embedding)
 
-    def project(self, pooled: torch.Tensor) -> torch.Tensor:
-        """The head: pooled embeddings (batch, hidden) -> logits (batch, num_labels)."""
-        if self.vocab_transform is not None:
-            pooled = self.vocab_transform(pooled)
-        if self.logit_scale is None:
-            return self.classifier(pooled)
-        rows = nn.functional.normalize(self.classifier.weight, dim=-1)  # (num_labels, hidden)
-        cosines = nn.functional.linear(nn.functional.normalize(pooled, dim=-1), rows)
-        return self.logit_scale.exp() * cosines + self.classifier.bias
-
-    def freeze_head(self) -> None:
-        """Keep the head's rows and biases as they are (the label names' embeddings after `initialize_head`): only
-        the encoder and a cosine head's `logit_scale` learn. With tens of thousands of output words, an optimiser
-        would otherwise move every row on every step, the rows of words absent from the batch included."""
-        if self.config.head != "labels":
-            raise ValueError("freeze_head applies to head='labels'; the vocab head is tied to the word embeddings")
-        for param in self.classifier.parameters():
-            param.requires_grad = False
+    def label_head(self, purpose: str) -> LabelHead:
+        """The `LabelHead`, for what only it can do (`initialize_from`, `freeze`, `append_rows`); `purpose` names
+        the caller in the error for the vocabulary head, which has every token already, tied to the embeddings."""
+        if not isinstance(self.classifier, LabelHead):
+            raise ValueError(f"{purpose} applies to head='labels' only; head={self.config.head!r} outputs the "
+                             "vocabulary through the tied word embeddings")
+        return self.classifier
 
     def freeze_encoder_layers(self, num_layers: int) -> None:
         """Train only the encoder's layers from `num_layers` on (and the head): its embeddings, its first
@@ -216,62 +259,54 @@ class BertForWordMapping(BertMapPreTrainedModel):
         for param in self.encoder.parameters():
             param.requires_grad = num_layers == 0 or id(param) in trained
 
-    @torch.no_grad()
-    def initialize_head(self, embeddings: torch.Tensor) -> None:
-        """Start each label's head row from `embeddings` (num_labels, hidden): the pooled embeddings of the label
-        names, in `id2label` order, scaled to unit norm, so training starts from meaning rather than noise."""
-        if self.config.head != "labels":
-            raise ValueError("initialize_head only applies to head='labels'")
-        if embeddings.shape[0] != self.config.num_labels:
-            raise ValueError(f"expected {self.config.num_labels} label rows, got {embeddings.shape[0]}")
-        weight = self.classifier.weight
-        weight.copy_(nn.functional.normalize(embeddings.float(), dim=-1).to(weight.device, weight.dtype))
-        self.classifier.bias.zero_()
-
-    @torch.no_grad()
     def add_labels(self, names: list[str], embeddings: torch.Tensor) -> None:
-        """Append output words without training: each new row points the way of `embeddings` (one row per name,
-        the pooled embedding of the word's own text), with the mean norm of the trained rows; every new bias is the
-        mean trained bias, so a new word competes on its meaning, not on a prior."""
-        if self.config.head != "labels":
-            raise ValueError("add_labels only applies to head='labels'; the vocabulary head has every token already")
+        """Append output words `names` without training (`LabelHead.append_rows` with `embeddings`, one row per name:
+        the pooled embedding of the word's own text) and write them into `id2label`/`label2id`."""
+        head = self.label_head("add_labels")
         if embeddings.shape[0] != len(names):
             raise ValueError(f"expected {len(names)} rows of label embeddings, got {embeddings.shape[0]}")
         clashes = sorted(set(names) & set(self.config.label2id)) + sorted({n for n in names if names.count(n) > 1})
         if clashes:
             raise ValueError(f"add_labels: already output words or given twice: {clashes}")
-        old = self.classifier
-        rows = nn.functional.normalize(embeddings.float(), dim=-1).to(old.weight.device, old.weight.dtype)
-        rows = rows * old.weight.norm(dim=-1).mean()
-        self.classifier = nn.Linear(old.in_features, old.out_features + len(names), device=old.weight.device,
-                                    dtype=old.weight.dtype)
-        self.classifier.weight.copy_(torch.cat([old.weight, rows]))
-        self.classifier.bias.copy_(torch.cat([old.bias, old.bias.mean().expand(len(names))]))
-        labels = [self.config.id2label[i] for i in range(old.out_features)] + list(names)
+        head.append_rows(embeddings)
+        labels = [self.config.id2label[i] for i in range(self.config.num_labels)] + list(names)
         self.config.id2label = dict(enumerate(labels))
         self.config.label2id = {label: i for i, label in enumerate(labels)}
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
         """`PreTrainedModel.from_pretrained`, then the decoding step from the same files and revision (as
-        transformers loads a `generation_config` beside a language model)."""
+        transformers loads a `generation_config` beside a language model). Weights saved before the heads were
+        modules (`logit_scale`, `vocab_transform.*`) load under their current names."""
+        kwargs.setdefault("key_mapping", cls._legacy_key_mapping)
         loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, loading info) on request
+        # transformers reverses a load's renamings when saving; the legacy names are for loading only.
+        model._weight_conversions = [
+            conversion for conversion in getattr(model, "_weight_conversions", None) or []
+            if not set(getattr(conversion, "source_patterns", ())) & set(cls._legacy_key_mapping)]
         hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if kwargs.get(key) is not None}
-        model.decoder = WordMappingDecoder.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        model.decoding = WordMappingDecoder.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
         return loaded
 
     def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, plus the decoding step; a model registered for remote code also
+        writes the `word-mapping` pipeline (`custom_pipelines`, its code copied beside this file's), so any save, a
+        checkpoint's too, is a folder that `pipeline("word-mapping", ...)` loads."""
         # `register_for_auto_class` maps one Auto class; also map the sequence-classification one so that
         # `pipeline("text-classification", model=..., trust_remote_code=True)` finds the model class.
         if self._auto_class is not None:
             auto_map = dict(getattr(self.config, "auto_map", None) or {})
-            auto_map["AutoModelForSequenceClassification"] = f"{self.__class__.__module__.split('.')[-1]}.{self.__class__.__name__}"
+            module = self.__class__.__module__.split(".")[-1]
+            auto_map["AutoModelForSequenceClassification"] = f"{module}.{self.__class__.__name__}"
             self.config.auto_map = auto_map
+            pipeline_module = WordMappingPipeline.__module__.split(".")[-1]
+            self.config.custom_pipelines = {"word-mapping": {
+                "impl": f"{pipeline_module}.{WordMappingPipeline.__name__}", "pt": ["AutoModel"], "type": "text"}}
         result = super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
-            self.decoder.save_pretrained(save_directory)
+            self.decoding.save_pretrained(save_directory)
         return result
 
 
-__all__ = ["BertForWordMapping", "BertMapPreTrainedModel", "WordMappingOutput"]
+__all__ = ["BertForWordMapping", "BertMapPreTrainedModel", "LabelHead", "VocabHead", "WordMappingOutput"]

@@ -92,7 +92,7 @@ class OnnxWordMapping:
         options.inter_op_num_threads = 1
         self.session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.config = BertMapConfig.from_pretrained(folder)
-        self.decoder = WordMappingDecoder.from_pretrained(folder)
+        self.decoding = WordMappingDecoder.from_pretrained(folder)
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs) -> WordMappingOutput:
         logits, pooled = self.session.run(None, {"input_ids": input_ids.numpy().astype("int64"),

@@ -2,7 +2,7 @@
 
 Saved next to the weights (with `configuration_bertmap.py` and `decoding_bertmap.py`, its relative imports), so
 `pipeline("word-mapping", model=repo_id, trust_remote_code=True)` works where hf_bertmap is not installed, and
-decodes exactly as `WordMapper.predict` does: with the model's own `WordMappingDecoder` (`model.decoder`, loaded
+decodes exactly as `WordMapper.predict` does: with the model's own `WordMappingDecoder` (`model.decoding`, loaded
 with the weights from the same revision).
 """
 
@@ -32,16 +32,16 @@ class WordMappingPipeline(Pipeline):
     _load_tokenizer = True
 
     @property
-    def decoder(self) -> WordMappingDecoder:
-        return self.model.decoder
+    def decoding(self) -> WordMappingDecoder:
+        return self.model.decoding
 
     def _sanitize_parameters(self, top_k: int | None = None, min_score: float | None = None, **kwargs):
         postprocess = {key: value for key, value in (("top_k", top_k), ("min_score", min_score)) if value is not None}
         return {}, {}, postprocess
 
     def preprocess(self, phrase: str):
-        text = self.decoder.normalize([phrase])[0]
-        inputs = self.tokenizer(text, truncation=True, max_length=self.decoder.config.max_length, return_tensors="pt")
+        text = self.decoding.normalize([phrase])[0]
+        inputs = self.tokenizer(text, truncation=True, max_length=self.decoding.config.max_length, return_tensors="pt")
         return {"phrase": text, **inputs}
 
     def _forward(self, model_inputs):
@@ -51,7 +51,7 @@ class WordMappingPipeline(Pipeline):
 
     def postprocess(self, model_outputs, top_k: int | None = None, min_score: float | None = None):
         """The `top_k` words best first, or none when the best is below `min_score`."""
-        labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
-        words = self.decoder.decode(model_outputs["logits"], model_outputs["pooled_output"],
-                                    [model_outputs["phrase"]], labels, top_k, min_score)[0]
-        return [{"word": word, "score": score} for word, score in words]
+        words = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        top = self.decoding.decode(model_outputs["logits"], model_outputs["pooled_output"],
+                                   [model_outputs["phrase"]], words, top_k, min_score)[0]
+        return [{"word": word, "score": score} for word, score in top]

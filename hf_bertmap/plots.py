@@ -7,6 +7,8 @@ without them.
 import logging
 import os
 
+from .metrics import ECE_BINS
+
 logger = logging.getLogger(__name__)
 
 TRAINING_CURVE = "training_curve.png"
@@ -27,8 +29,8 @@ def _pyplot():
 
 def save_pictures(folder: str, log_history: list[dict], confidences: list[float], hits: list[bool]) -> list[str]:
     """Draw the training curve (training loss, validation loss and accuracy per step) and the reliability diagram
-    of the test predictions (accuracy against the top word's probability, 10 bins) into `folder`; returns the file
-    names drawn (none without matplotlib)."""
+    of the test predictions (accuracy against the top word's probability, in the calibration error's `ECE_BINS`
+    bins) into `folder`; returns the file names drawn (none without matplotlib)."""
     plt = _pyplot()
     if plt is None:
         return []
@@ -57,7 +59,7 @@ def save_pictures(folder: str, log_history: list[dict], confidences: list[float]
         plt.close(fig)
         drawn.append(TRAINING_CURVE)
     if confidences:
-        bins = 10
+        bins = ECE_BINS
         counts, correct, confidence_sums = [0] * bins, [0] * bins, [0.0] * bins
         for confidence, hit in zip(confidences, hits):
             b = min(int(confidence * bins), bins - 1)

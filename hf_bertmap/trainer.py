@@ -1,7 +1,8 @@
 """`BertMapTrainer`: `transformers.Trainer` with the word-mapping head's own learning rate, checkpoints that name
-themselves when they cannot be written, and the model card rendered from `hub_card.md` (not Trainer's generic one)
-when pushing; and the checks a checkpoint passes before a run resumes from it."""
+themselves when they cannot be written, the final save into the output folder and its push; the checks a
+checkpoint passes before a run resumes from it; the results files."""
 
+import dataclasses
 import json
 import logging
 import os
@@ -9,12 +10,14 @@ import re
 import zipfile
 from collections.abc import Callable
 
+from accelerate.utils import broadcast_object_list
+from huggingface_hub import HfApi
 from transformers import Trainer
 from transformers.trainer import OPTIMIZER_NAME, TRAINER_STATE_NAME
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from .inference import check_model_folder, check_safetensors_file
-from .output_folder import apply_umask, write_error
+from .output_folder import OutputFolder, apply_umask, write_error
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +56,23 @@ def check_checkpoint(folder: str) -> None:
                 raise OSError(f"{path}: corrupt ({bad} fails its checksum)")
 
 
+def checkpoint_to_resume(value: str | None, output_dir: str) -> str | None:
+    """`--resume_from_checkpoint` resolved and checked before a model is loaded: `last` (or `true`) is the newest
+    complete `checkpoint-*` in `output_dir`; any checkpoint must pass `check_checkpoint`."""
+    if value is None:
+        return None
+    if value.lower() in ("last", "true"):
+        if not os.path.isdir(output_dir) or get_last_checkpoint(output_dir) is None:
+            raise ValueError(f"--resume_from_checkpoint {value}: no checkpoint-* folder in {output_dir}")
+        last = last_complete_checkpoint(output_dir)
+        if last is None:
+            raise ValueError(f"--resume_from_checkpoint {value}: no complete checkpoint-* folder in {output_dir} "
+                             "(each one's problem is logged above)")
+        return last
+    check_checkpoint(value)
+    return value
+
+
 def last_complete_checkpoint(output_dir: str) -> str | None:
     """The newest `checkpoint-N` in `output_dir` that passes `check_checkpoint`; newer ones that do not are named
     in a warning and skipped."""
@@ -68,19 +88,8 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
 
 
 class BertMapTrainer(Trainer):
-    """`Trainer` whose optimizer gives every parameter outside the encoder (the head) `args.head_learning_rate`;
-    `push_to_hub` uploads the card that `card_writer` writes and keeps the final model saved by `train.py`."""
-
-    def __init__(self, *args, card_writer: Callable[[], None] | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.card_writer = card_writer
-        self.final_model_saved = False
-
-    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
-        # `push_to_hub` re-saves into the output folder; the final model is already there, written atomically.
-        if _internal_call and output_dir is None and self.final_model_saved:
-            return
-        super().save_model(output_dir, _internal_call)
+    """`Trainer` whose optimizer gives every parameter outside the encoder (the head) `args.head_learning_rate`,
+    and whose checkpoints name their folder when they cannot be written and get the user's file permissions."""
 
     def _save_checkpoint(self, model, trial) -> None:
         folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
@@ -94,11 +103,41 @@ class BertMapTrainer(Trainer):
         if self.args.should_save and os.path.isdir(folder):
             apply_umask(folder)
 
-    def create_model_card(self, *args, **kwargs) -> None:
-        if self.card_writer is not None:
-            self.card_writer()
-        else:
-            super().create_model_card(*args, **kwargs)
+    def save_final_model(self, output: OutputFolder, split_metrics: dict[str, dict[str, float]],
+                         write_card: Callable[[str], None]) -> None:
+        """Write the final model (weights, config, code, pipeline, decoding step), tokenizer, training arguments,
+        trainer state, results and card into a new staging folder beside the output folder, then put them in place
+        (`OutputFolder.commit`): the output folder holds the whole previous model until the whole new one replaces
+        it. If writing fails, the output folder is unchanged and the staging folder, named in the error, keeps what
+        was written."""
+        main_process = self.is_world_process_zero()
+        staging = broadcast_object_list([output.begin() if main_process else None])[0]
+        try:
+            self.save_model(staging)  # the one writer of the model; every rank takes part (sharded weights gather)
+            if main_process:
+                best = self.state.best_model_checkpoint  # saved relative to the output folder
+                best = os.path.relpath(best, output.path) if best and os.path.isabs(best) else best
+                dataclasses.replace(self.state, best_model_checkpoint=best).save_to_json(
+                    os.path.join(staging, TRAINER_STATE_NAME))
+                write_results(staging, split_metrics)
+                write_card(staging)
+        except Exception as err:
+            error = write_error(err, staging)
+            if error is not None:
+                raise OSError(f"{error}; {output.path} is unchanged") from err
+            raise
+        if main_process:
+            output.commit(staging)
+        self.accelerator.wait_for_everyone()
+
+    def push_output_folder(self) -> None:
+        """Upload the output folder (the final model, its card and results; not the checkpoints) to the Hub repo,
+        once the checkpoint pushes still under way have finished, as `Trainer.push_to_hub` does."""
+        if self.push_in_progress is not None:
+            self.push_in_progress.wait_until_done()
+        HfApi().upload_folder(repo_id=self.hub_model_id, folder_path=self.args.output_dir, token=self.args.hub_token,
+                              commit_message="Train word mapper with hf_bertmap", revision=self.args.hub_revision,
+                              ignore_patterns=["_*", f"{PREFIX_CHECKPOINT_DIR}-*"])
 
     def create_optimizer(self, model=None):
         opt_model = self.model if model is None else model
@@ -122,4 +161,23 @@ class BertMapTrainer(Trainer):
         return super().create_optimizer(model)
 
 
-__all__ = ["BertMapTrainer", "check_checkpoint", "last_complete_checkpoint"]
+def write_results(folder: str, split_metrics: dict[str, dict[str, float]]) -> None:
+    """`PREFIX_results.json` per split and `all_results.json`, as `Trainer.save_metrics` names them."""
+    everything = {key: value for metrics in split_metrics.values() for key, value in metrics.items()}
+    for name, payload in [*((f"{prefix}_results.json", m) for prefix, m in split_metrics.items()),
+                          ("all_results.json", everything)]:
+        with open(os.path.join(folder, name), "w") as f:
+            json.dump(payload, f, indent=4, sort_keys=True)
+
+
+def log_metrics(split: str, metrics: dict[str, float], main_process: bool) -> None:
+    """Print a split's metrics the way `Trainer.log_metrics` does, from the main process."""
+    if main_process:
+        print(f"***** {split} metrics *****")
+        for key in sorted(metrics):
+            value = metrics[key]
+            print(f"  {key} = {value:.4f}" if isinstance(value, float) else f"  {key} = {value}")
+
+
+__all__ = ["BertMapTrainer", "check_checkpoint", "checkpoint_to_resume", "last_complete_checkpoint", "log_metrics",
+           "write_results"]

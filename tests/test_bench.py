@@ -92,3 +92,18 @@ def test_reverse_dictionary_smoke(tiny_backbone, tmp_path):
         assert 0.0 <= row["acc@1"] <= row["acc@10"] <= row["acc@100"] <= 1.0 and row["n"] == n
         assert 1 <= row["median_rank"] <= 6
         assert results["seed_design"][split]["n"] == results["default"][f"{split}_one_token"]["n"]
+
+
+def test_decoding_settings_smoke(saved_model, tmp_path):
+    from hf_bertmap import WordMapper
+
+    mapper = WordMapper.from_pretrained(saved_model)
+    mapper.memorize(["large", "fishy", "tall"], ["size", "smell", "height"], weight=0.3)
+    mapper.save_pretrained(tmp_path / "with-memory")
+    results = run_bench("decoding_settings.py", "--model", str(tmp_path / "with-memory"), cwd=tmp_path)
+    saved = [row for row in results["rows"] if row["saved"]]
+    assert len(results["rows"]) == 2 and len(saved) == 1
+    assert (saved[0]["memory_neighbors"], saved[0]["memory_temperature"]) == (30, 0.05)
+    for row in results["rows"]:
+        for split in ("validation", "test", "informal"):
+            assert 0.0 <= row[f"{split}_top1"] <= row[f"{split}_top5"] <= 1.0

@@ -1,6 +1,8 @@
 """Fitting the decoding step: the fitted temperature, what it changes (probabilities) and what it does not
 (ranking); the memory weight chosen on validation."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -70,7 +72,7 @@ def test_with_a_memory_the_temperature_fits_the_mixed_probabilities():
     weight, temperature, _ = fit_memory_weight(decoder, logits, embeddings, phrases, labels)
 
     def nll(t: float) -> float:
-        decoder.config.temperature = t
-        return decoded_nll(decoder.probabilities(logits, embeddings, phrases, memory_weight=weight), labels)
+        config = dataclasses.replace(decoder.config, temperature=t, memory_weight=weight)
+        return decoded_nll(decoder.probabilities(logits, embeddings, phrases, config=config), labels)
 
     assert temperature > 1.0 and nll(temperature) <= min(nll(temperature * 1.1), nll(temperature / 1.1))

@@ -140,3 +140,14 @@ def test_train_py_reports_a_users_mistake_in_one_line_and_the_traceback_on_reque
     assert "Traceback" not in result.stderr
     debug = run_quietly(*command, env={"HF_BERTMAP_DEBUG": "1"})
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "DataValidationError" in debug.stderr
+
+
+def test_evaluate_reports_accuracy_at_each_cut_off_given_with_k(saved_model, tmp_path, capsys):
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("phrase,target\nlarge,size\nfishy,smell\ntall,height\n")
+    main(["evaluate", str(saved_model), "--file", str(pairs), "--json", "--k", "1", "2"])
+    metrics = json.loads(capsys.readouterr().out)
+    expected = WordMapper.from_pretrained(saved_model).evaluate(["large", "fishy", "tall"], ["size", "smell", "height"],
+                                                                k=[1, 2])
+    assert {key: metrics[key] for key in ("accuracy_at_1", "accuracy_at_2")} == pytest.approx(
+        {key: expected[key] for key in ("accuracy_at_1", "accuracy_at_2")})

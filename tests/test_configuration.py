@@ -11,12 +11,12 @@ from hf_bertmap import BertMapConfig
 
 def test_defaults_are_mean_pooling_labels_head_and_a_bert_encoder():
     config = BertMapConfig()
-    assert (config.pooling, config.head, config.label_smoothing) == ("mean", "labels", 0.0)
+    assert (config.pooling, config.head, config.head_scoring) == ("mean", "labels", "linear")
     assert isinstance(config.encoder_config, BertConfig)
 
 
 def test_round_trip_keeps_encoder_labels_and_both_label_maps(tmp_path):
-    config = BertMapConfig(encoder_config=tiny_encoder_config().to_dict(), pooling="cls", label_smoothing=0.1,
+    config = BertMapConfig(encoder_config=tiny_encoder_config().to_dict(), pooling="cls", head_scoring="cosine",
                            id2label={0: "height", 1: "size", 2: "smell"})
     assert config.label2id == {"height": 0, "size": 1, "smell": 2}
     config.save_pretrained(tmp_path)
@@ -29,7 +29,7 @@ def test_round_trip_keeps_encoder_labels_and_both_label_maps(tmp_path):
     assert isinstance(reloaded, BertMapConfig)
     assert reloaded.id2label == {0: "height", 1: "size", 2: "smell"}
     assert reloaded.label2id == {"height": 0, "size": 1, "smell": 2}
-    assert (reloaded.pooling, reloaded.label_smoothing, reloaded.num_labels) == ("cls", 0.1, 3)
+    assert (reloaded.pooling, reloaded.head_scoring, reloaded.num_labels) == ("cls", "cosine", 3)
     assert isinstance(reloaded.encoder_config, BertConfig) and reloaded.encoder_config.hidden_size == 32
 
 
@@ -43,9 +43,9 @@ def test_non_bert_encoder_configs_survive_the_round_trip(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"pooling": "max"}, "unknown pooling 'max'; choose one of mean, cls, pooler, last"),
-        ({"head": "mlp"}, "unknown head 'mlp'; choose one of labels, vocab"),
-        ({"label_smoothing": 1.0}, r"label_smoothing must be in \[0, 1\)"),
+        ({"pooling": "max"}, "pooling: unknown value 'max'; choose one of mean, cls, pooler"),
+        ({"head": "mlp"}, "head: unknown value 'mlp'; choose one of labels, vocab"),
+        ({"head_scoring": "dot"}, "head_scoring: unknown value 'dot'; choose one of linear, cosine"),
     ],
 )
 def test_bad_values_are_refused_with_the_field_name(kwargs, message):
@@ -57,7 +57,7 @@ def test_unknown_pooling_in_a_saved_config_is_refused_on_load(tmp_path):
     BertMapConfig(id2label={0: "a", 1: "b"}).save_pretrained(tmp_path)
     path = tmp_path / "config.json"
     path.write_text(path.read_text().replace('"pooling": "mean"', '"pooling": "median"'))
-    with pytest.raises(ValueError, match="unknown pooling 'median'"):
+    with pytest.raises(ValueError, match="pooling: unknown value 'median'"):
         AutoConfig.from_pretrained(tmp_path)
 
 

@@ -16,14 +16,14 @@ from hf_bertmap.data import (
     DataValidationError,
     WordMappingCollator,
     augment,
-    comparative,
-    misspell,
     check_vocab_targets,
+    comparative,
     encode_labels,
     group_by_phrase,
     label_list_for,
     load_informal_eval,
     load_splits,
+    misspell,
     preprocess_splits,
     read_label_file,
     read_pair_file,
@@ -53,7 +53,8 @@ def test_builtin_wordnet_file_has_the_documented_counts():
 def test_builtin_targets_are_everyday_words():
     rows = set(zip(*(read_pair_file(str(BUILTIN_DATA))[c] for c in ("phrase", "target"))))
     everyday = {("large", "size"), ("hot", "temperature"), ("scentless", "smell"), ("valuable", "value"),
-                ("expensive", "price"), ("smelly", "smell"), ("crimson", "color"), ("salty", "taste"), ("fat", "weight")}
+                ("expensive", "price"), ("smelly", "smell"), ("crimson", "color"), ("salty", "taste"),
+                ("fat", "weight")}
     assert everyday <= rows
     wordnet_lemmas = {"odor", "hue", "worthiness", "taste property", "body weight", "olfactory property",
                       "financial condition", "emotionalism"}

@@ -1,5 +1,6 @@
 """The decoding step on fixed tensors: temperature, the phrase memory (vote and lexicon), top-k, abstention, files."""
 
+import dataclasses
 import json
 
 import pytest
@@ -27,8 +28,10 @@ def test_memory_mixes_the_nearest_phrases_vote_into_unknown_phrases():
     mixed = decoder.probabilities(LOGITS, EMBEDDINGS, ["lofty", "fishy"])
     vote = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.5, 0.5]])  # one neighbour each, its golds sharing its vote
     assert torch.allclose(mixed, 0.6 * LOGITS.softmax(-1) + 0.4 * vote, atol=1e-6)
-    assert torch.allclose(decoder.probabilities(LOGITS, EMBEDDINGS, ["lofty", "fishy"], memory_weight=0.0),
+    without = dataclasses.replace(decoder.config, memory_weight=0.0)
+    assert torch.allclose(decoder.probabilities(LOGITS, EMBEDDINGS, ["lofty", "fishy"], config=without),
                           LOGITS.softmax(-1))
+    assert decoder.config.memory_weight == 0.4  # a setting passed by value leaves the decoder's own as it was
 
 
 def test_a_stored_phrase_is_matched_on_its_text_and_gets_only_its_words():
@@ -86,7 +89,7 @@ def test_settings_and_memory_survive_a_save_and_load(tmp_path):
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"temperature": 0.0}, "temperature must be > 0"),
-    ({"memory_weight": 1.5}, r"memory_weight must be in \[0, 1\]"),
+    ({"memory_weight": 1.5}, r"memory_weight must be a number in \[0, 1\]"),
     ({"min_score": -0.1}, r"min_score must be a number in \[0, 1\]"),
     ({"top_k": 2.5}, r"top_k must be an integer >= 1, got 2.5"),
 ])

@@ -34,7 +34,7 @@ def test_default_backbone_trains_on_wordnet_and_loads_anywhere(tmp_path):
     phrases = ["very chonky", "kinda huge"]  # neither is a stored phrase, so the memory only votes
     expected = mapper.predict(phrases, top_k=3, min_score=0.0)
     assert all(len(top) == 3 for top in expected)
-    plain = torch.cat([logits for _, logits, _ in mapper.forward(phrases)]).topk(3, dim=-1).indices.tolist()
+    plain = torch.cat([logits for _, logits, _ in mapper.iter_outputs(phrases)]).topk(3, dim=-1).indices.tolist()
 
     # The saved folder loads with transformers alone, where hf_bertmap cannot be imported.
     code = block_hf_bertmap_code() + (

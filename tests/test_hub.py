@@ -102,8 +102,8 @@ def local_top3(folder: Path) -> list[list[str]]:
 def local_plain_top3(folder: Path) -> list[list[str]]:
     """The plain classifier's top 3 (what `text-classification` shows: logits, no decoding step)."""
     mapper = WordMapper.from_pretrained(folder)
-    logits = torch.cat([batch for _, batch, _ in mapper.forward(PHRASES)])
-    return [[mapper.labels[i] for i in row] for row in logits.topk(3, dim=-1).indices.tolist()]
+    logits = torch.cat([batch for _, batch, _ in mapper.iter_outputs(PHRASES)])
+    return [[mapper.words[i] for i in row] for row in logits.topk(3, dim=-1).indices.tolist()]
 
 
 def test_train_py_pushes_model_code_tokenizer_card_and_results(hub, pushed):
@@ -207,7 +207,7 @@ def test_the_hub_refuses_a_card_whose_base_model_is_a_local_path(hub, tmp_path):
             f"api.upload_file(path_or_fileobj={str(card)!r}, path_in_repo='README.md', repo_id='test-user/bad-card')\n")
     result = run(code, hub_env(hub, tmp_path / "home"), tmp_path)
     assert result.returncode != 0 and "Invalid metadata in README.md" in result.stderr
-    assert f'"base_model" must hold Hub repo ids' in result.stderr
+    assert '"base_model" must hold Hub repo ids' in result.stderr
 
 
 def test_model_push_to_hub_uploads_weights_config_and_code(hub, saved_model, tmp_path):
@@ -324,3 +324,24 @@ def test_a_push_with_hub_token_writes_the_token_nowhere_and_no_local_path(hub, t
     for path in saved:
         assert not any(token in data for data in contents(path.read_bytes())), f"the token is in {path}"
     assert hub.token not in result.stdout + result.stderr
+
+
+def test_checkpoint_pushes_under_hub_strategy_then_the_final_model_with_its_card(hub, tiny_backbone, tmp_path):
+    repo, files = "test-user/checkpoint-pushes", write_tiny_pairs(tmp_path)
+    command = [sys.executable, str(ROOT / "train.py"), "--model_name_or_path", str(tiny_backbone),
+               "--train_file", str(files["train"]), "--validation_file", str(files["validation"]),
+               "--test_file", str(files["test"]), "--output_dir", str(tmp_path / "out"), "--num_train_epochs", "2",
+               "--use_cpu", "true", "--disable_tqdm", "true", "--push_to_hub", "--hub_model_id", repo,
+               "--hub_strategy", "checkpoint"]
+    result = subprocess.run(command, env=hub_env(hub, tmp_path / "home"), cwd=tmp_path, capture_output=True,
+                            text=True, stdin=subprocess.DEVNULL, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    messages = [hub.store.commit(name, oid)["message"] for name, _, oid in hub.commits if name == repo]
+    assert "Training in progress, epoch 1, checkpoint" in messages
+    assert messages[-1] == "Train word mapper with hf_bertmap"
+    _, pushed = hub.store.files(repo, "main")
+    assert {"last-checkpoint/model.safetensors", "last-checkpoint/optimizer.pt"} <= set(pushed)
+    card = hub.store.blob(pushed["README.md"]).decode()
+    assert "model-index" in card and f'pipeline("word-mapping", model="{repo}", trust_remote_code=True)' in card
+    local = (tmp_path / "out" / "model.safetensors").read_bytes()
+    assert hub.store.blob(pushed["model.safetensors"]) == local  # the final model, not a checkpoint's

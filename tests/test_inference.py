@@ -1,8 +1,9 @@
 """WordMapper: batched top-k predictions with probabilities."""
 
+import dataclasses
+
 import pytest
 import torch
-
 from conftest import make_model
 
 from hf_bertmap import WordMapper
@@ -46,11 +47,11 @@ def test_min_score_abstains_below_the_threshold_and_defaults_to_the_config(saved
     mapper = WordMapper.from_pretrained(saved_model)
     phrases = ["large", "hot", "fishy"]
     best = [top[0][1] for top in mapper.predict(phrases)]
-    assert mapper.decoder.config.min_score == 0.0 and all(best)  # the default never abstains
+    assert mapper.decoding.config.min_score == 0.0 and all(best)  # the default never abstains
     threshold = sorted(best)[1]  # the lowest-scored phrase falls below it, the others do not
     results = mapper.predict(phrases, top_k=2, min_score=threshold)
     assert [len(top) for top in results] == [0 if score < threshold else 2 for score in best]
-    mapper.decoder.config.min_score = 1.0
+    mapper.decoding.config = dataclasses.replace(mapper.decoding.config, min_score=1.0)
     assert mapper.predict(phrases) == [[], [], []] and mapper.predict("large") == []
     with pytest.raises(ValueError, match=r"min_score must be a number in \[0, 1\]"):
         mapper.predict(phrases, min_score=1.5)
@@ -61,15 +62,15 @@ def test_add_labels_makes_new_words_outputs_without_changing_the_old_scores(save
     phrases = ["large", "very hot", "fishy"]
     before = mapper.model(**mapper.tokenizer(phrases, padding=True, return_tensors="pt")).logits
     assert mapper.add_labels(["Value", "temperature", "size", "value"]) == ["value", "temperature"]  # size exists
-    assert mapper.labels == ["height", "size", "smell", "value", "temperature"]
+    assert mapper.words == ["height", "size", "smell", "value", "temperature"]
     assert mapper.model.config.label2id["temperature"] == 4 and mapper.model.config.num_labels == 5
     after = mapper.model(**mapper.tokenizer(phrases, padding=True, return_tensors="pt")).logits
     assert after.shape == (3, 5) and torch.allclose(after[:, :3], before, atol=1e-6)
-    assert {w for w, _ in mapper.predict("hot", top_k=5)} == set(mapper.labels)
+    assert {w for w, _ in mapper.predict("hot", top_k=5)} == set(mapper.words)
 
     mapper.save_pretrained(tmp_path / "extended")
     reloaded = WordMapper.from_pretrained(tmp_path / "extended")
-    assert reloaded.labels == mapper.labels
+    assert reloaded.words == mapper.words
     assert torch.allclose(reloaded.predict_proba(phrases), mapper.predict_proba(phrases), atol=1e-6)
 
 
@@ -77,10 +78,10 @@ def test_add_labels_refuses_empty_words_and_the_vocabulary_head(saved_model, tok
     mapper = WordMapper.from_pretrained(saved_model)
     with pytest.raises(ValueError, match="word 1: expected a non-empty string"):
         mapper.add_labels(["flavor", " "])
-    assert mapper.labels == ["height", "size", "smell"]  # nothing half-added
+    assert mapper.words == ["height", "size", "smell"]  # nothing half-added
     make_model(head="vocab").save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match="add_labels only applies to head='labels'"):
+    with pytest.raises(ValueError, match="add_labels applies to head='labels' only"):
         WordMapper.from_pretrained(tmp_path).add_labels(["flavor"])
 
 
@@ -88,7 +89,7 @@ def test_word_mapping_pipeline_gives_exactly_what_predict_gives(saved_model):
     from transformers import pipeline
 
     mapper = WordMapper.from_pretrained(saved_model)
-    mapper.decoder.config.temperature = 1.7
+    mapper.decoding.config = dataclasses.replace(mapper.decoding.config, temperature=1.7)
     mapper.memorize(["chonky", "very large"], ["smell", ["height", "size"]], weight=0.4)
     mapper.save_pretrained(saved_model)
     mapper = WordMapper.from_pretrained(saved_model)
@@ -98,7 +99,7 @@ def test_word_mapping_pipeline_gives_exactly_what_predict_gives(saved_model):
         expected = [[{"word": w, "score": pytest.approx(s, abs=1e-6)} for w, s in top]
                     for top in mapper.predict(phrases, **kwargs)]
         assert words(phrases, **kwargs) == expected, kwargs
-    words.decoder.config.min_score = 1.0
+    words.decoding.config = dataclasses.replace(words.decoding.config, min_score=1.0)
     assert words("large") == []
 
 
@@ -112,7 +113,7 @@ def test_memorize_makes_stored_pairs_known_at_once_and_appends(saved_model, tmp_
     assert mapper.predict("chonky")[0][0] == "smell"
     assert {w for w, _ in mapper.predict("very large", top_k=2)} == {"height", "size"}
     mapper.memorize(["fishy"], ["height"])  # appended, the weight kept
-    assert len(mapper.decoder.memory) == 3 and mapper.decoder.config.memory_weight == 0.9
+    assert len(mapper.decoding.memory) == 3 and mapper.decoding.config.memory_weight == 0.9
     assert mapper.predict("fishy")[0][0] == "height" and mapper.predict("chonky")[0][0] == "smell"
 
     mapper.save_pretrained(tmp_path / "with-memory")
@@ -120,7 +121,7 @@ def test_memorize_makes_stored_pairs_known_at_once_and_appends(saved_model, tmp_
     assert torch.allclose(reloaded.predict_proba(["chonky", "fishy", "tall"]),
                           mapper.predict_proba(["chonky", "fishy", "tall"]), atol=1e-6)
     mapper.memorize(["tall"], ["smell"], replace=True)
-    assert len(mapper.decoder.memory) == 1
+    assert len(mapper.decoding.memory) == 1
 
 
 def test_bfloat16_loads_and_predicts_with_the_memory(saved_model):
@@ -187,4 +188,4 @@ def test_add_labels_refuses_a_bare_string(saved_model):
     mapper = WordMapper.from_pretrained(saved_model)
     with pytest.raises(TypeError, match=r"add_labels takes a list of words, got the string 'abc'; pass \['abc'\]"):
         mapper.add_labels("abc")
-    assert mapper.labels == ["height", "size", "smell"]
+    assert mapper.words == ["height", "size", "smell"]

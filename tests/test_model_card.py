@@ -9,7 +9,13 @@ from hub_server import validate_model_card
 from huggingface_hub import ModelCard
 
 from hf_bertmap import DecodingConfig
-from hf_bertmap.model_card import TEMPLATE_PATH, epoch_results, framework_versions, render_model_card
+from hf_bertmap.model_card import (
+    TEMPLATE_PATH,
+    BertMapCardData,
+    ModelCardCallback,
+    epoch_results,
+    framework_versions,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = {"test_accuracy": 0.41234, "test_accuracy_at_5": 0.70111, "test_macro_f1": 0.25}
@@ -18,10 +24,11 @@ LOG = [{"loss": 2.5, "step": 5, "epoch": 0.5}, {"loss": 1.5, "step": 10, "epoch"
        {"eval_loss": 1.7, "eval_accuracy": 0.4, "eval_accuracy_at_5": 0.8, "step": 10, "epoch": 1.0}]
 
 
-def render(decoding=None, **kwargs):
+def render(decoding=None, results=RESULTS, **kwargs):
     kwargs.setdefault("base_model", "sentence-transformers/all-MiniLM-L6-v2")
-    return render_model_card(make_model().config, decoding or DecodingConfig(), RESULTS, COUNTS,
-                             {"learning_rate": 1e-4, "epochs": 3}, repo_id="someone/word-mapper", **kwargs)
+    hyperparameters = {"learning_rate": 1e-4, "epochs": 3}
+    card_data = BertMapCardData(results=results, data_counts=COUNTS, hyperparameters=hyperparameters, **kwargs)
+    return card_data.render(make_model().config, decoding or DecodingConfig(), repo_id="someone/word-mapper")
 
 
 def metadata(card) -> dict:
@@ -94,14 +101,50 @@ def test_user_data_gets_its_own_description_and_no_wordnet_limitations():
 
 def test_missing_results_are_refused():
     with pytest.raises(ValueError, match=r"results lack \['test_macro_f1'\]"):
-        render_model_card(make_model().config, DecodingConfig(), {"test_accuracy": 0.1, "test_accuracy_at_5": 0.2},
-                          COUNTS, {}, base_model="x", repo_id="y")
+        render(results={"test_accuracy": 0.1, "test_accuracy_at_5": 0.2})
 
 
 def test_calibration_error_and_coverage_are_reported_when_measured():
     assert "expected calibration error" not in str(render())
-    card = render_model_card(make_model().config, DecodingConfig(min_score=0.1),
-                             dict(RESULTS, test_ece=0.04321, test_coverage=0.97), COUNTS, {}, base_model="b",
-                             repo_id="someone/word-mapper")
+    card = render(DecodingConfig(min_score=0.1), results=dict(RESULTS, test_ece=0.04321, test_coverage=0.97))
     assert "| expected calibration error (top word's probability) | 0.0432 |" in str(card)
     assert "| share of phrases answered at `min_score` 0.1 | 0.9700 |" in str(card)
+
+
+def test_the_card_data_is_saved_beside_the_model_and_renders_the_same_card_again(tmp_path):
+    card_data = BertMapCardData(results=RESULTS, data_counts=COUNTS, hyperparameters={"seed": 42}, widget=["large"],
+                                training_results=epoch_results(LOG), pictures=["training_curve.png"])
+    card_data.save(tmp_path)
+    again = BertMapCardData.load(tmp_path)
+    assert again == card_data and BertMapCardData.load(tmp_path / "nowhere") is None
+    config, decoding = make_model().config, DecodingConfig()
+    assert str(again.render(config, decoding, "a/b")) == str(card_data.render(config, decoding, "a/b"))
+    assert card_data.model_name is None  # rendering for a repo id leaves the data as it was
+
+
+def test_the_callback_fills_hyperparameters_when_training_begins_and_a_row_per_evaluation():
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    card_data = BertMapCardData(hyperparameters={"pooling": "mean"})
+    callback = ModelCardCallback(card_data)
+    args = TrainingArguments(output_dir="unused", learning_rate=3e-4, num_train_epochs=2,
+                             per_device_train_batch_size=8, seed=7, report_to=[])
+    state, control = TrainerState(log_history=LOG[:1]), TrainerControl()
+    callback.on_train_begin(args, state, control)
+    assert card_data.hyperparameters == {"pooling": "mean", "learning_rate": 3e-4, "head_learning_rate": 3e-4,
+                                         "epochs": 2, "train_batch_size": 8, "seed": 7}
+    assert card_data.training_results == [] and "torch" in card_data.framework_versions
+    callback.on_log(args, state, control, logs={"loss": 1.25})
+    state.epoch, state.global_step = 1.0, 10
+    callback.on_evaluate(args, state, control, metrics={"eval_loss": 1.5, "eval_accuracy": 0.5,
+                                                        "eval_accuracy_at_5": 0.9})
+    assert card_data.training_results == [{"epoch": 1.0, "step": 10, "training_loss": 1.25, "validation_loss": 1.5,
+                                           "accuracy": 0.5, "accuracy_at_5": 0.9}]
+
+
+@pytest.mark.parametrize(("kwargs", "says"), [({}, "by a linear layer (`labels` head)"),
+                                              ({"head_scoring": "cosine"}, "by a learned scale times its cosine"),
+                                              ({"head": "vocab"}, "by the vocabulary\nhead")])
+def test_the_card_says_how_the_head_scores_the_words(kwargs, says):
+    card_data = BertMapCardData(results=RESULTS, data_counts=COUNTS)
+    assert says in str(card_data.render(make_model(**kwargs).config, DecodingConfig(), "a/b"))

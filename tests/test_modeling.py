@@ -3,10 +3,12 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 from conftest import block_hf_bertmap_code, make_model, subprocess_env, tiny_encoder_config, tiny_vocab
+from safetensors import safe_open
 from transformers import (
     AutoModel,
     AutoModelForSequenceClassification,
@@ -16,10 +18,10 @@ from transformers import (
     pipeline,
 )
 
-from hf_bertmap import BertForWordMapping, BertMapConfig
-from hf_bertmap.modeling_bertmap import last_token, masked_mean
+from hf_bertmap import BertForWordMapping, BertMapConfig, WordMapper
+from hf_bertmap.modeling_bertmap import masked_mean
 
-POOLINGS = ["mean", "cls", "pooler", "last"]
+POOLINGS = ["mean", "cls", "pooler"]
 HEADS = ["labels", "vocab"]
 
 
@@ -53,15 +55,6 @@ def test_loss_is_cross_entropy_with_class_index_labels():
     labels = torch.tensor([2, 0, 1])
     out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
     assert torch.allclose(out.loss, torch.nn.functional.cross_entropy(out.logits, labels), atol=1e-6)
-
-
-def test_label_smoothing_matches_torch():
-    model = make_model(label_smoothing=0.1).eval()
-    input_ids, attention_mask = batch(len(tiny_vocab()))
-    labels = torch.tensor([2, 0, 1])
-    out = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
-    expected = torch.nn.functional.cross_entropy(out.logits, labels, label_smoothing=0.1)
-    assert torch.allclose(out.loss, expected, atol=1e-6)
 
 
 def test_several_golds_split_the_loss_evenly_and_all_padding_rows_add_nothing():
@@ -106,9 +99,6 @@ def test_poolings_pick_the_documented_positions():
     hidden = torch.arange(2 * 4 * 3, dtype=torch.float).view(2, 4, 3)
     mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
     assert torch.equal(masked_mean(hidden, mask), torch.stack([hidden[0, :2].mean(0), hidden[1].mean(0)]))
-    assert torch.equal(last_token(hidden, mask), torch.stack([hidden[0, 1], hidden[1, 3]]))
-    left_padded = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
-    assert torch.equal(last_token(hidden, left_padded), torch.stack([hidden[0, 3], hidden[1, 3]]))
 
 
 def test_padding_does_not_change_a_phrase_logits():
@@ -193,14 +183,14 @@ def test_save_and_auto_model_load_give_identical_logits_with_no_key_warnings(poo
     assert type(AutoModelForSequenceClassification.from_pretrained(tmp_path)) is BertForWordMapping
 
 
-def test_initialize_head_writes_unit_rows_of_the_label_embeddings():
+def test_a_label_head_starts_from_unit_rows_of_the_label_embeddings():
     model = make_model()
     embeddings = torch.randn(3, 32) * 5
-    model.initialize_head(embeddings)
+    model.label_head("initialising").initialize_from(embeddings)
     assert torch.allclose(model.classifier.weight, torch.nn.functional.normalize(embeddings, dim=-1), atol=1e-6)
     assert torch.equal(model.classifier.bias, torch.zeros(3))
     with pytest.raises(ValueError, match="expected 3 label rows, got 2"):
-        model.initialize_head(embeddings[:2])
+        model.label_head("initialising").initialize_from(embeddings[:2])
 
 
 def test_add_labels_appends_rows_of_the_mean_norm_and_keeps_the_old_ones():
@@ -270,36 +260,66 @@ def test_freezing_more_layers_than_the_encoder_has_is_refused():
 
 
 def test_cosine_head_scores_a_learned_scale_times_the_cosine_plus_the_bias():
-    model = make_model(logit_scale_init_value=3.0, classifier_dropout=0.0).eval()
+    model = make_model(head_scoring="cosine", classifier_dropout=0.0).eval()
     inputs = {"input_ids": torch.tensor([[2, 7, 8, 3]]), "attention_mask": torch.ones(1, 4, dtype=torch.long)}
     out = model(**inputs)
     cosines = torch.nn.functional.cosine_similarity(out.pooled_output[:, None], model.classifier.weight[None], dim=-1)
-    assert model.logit_scale.item() == pytest.approx(3.0)
+    assert model.classifier.logit_scale.item() == pytest.approx(3.0)
     assert torch.allclose(out.logits, torch.e ** 3.0 * cosines + model.classifier.bias, atol=1e-5)
 
 
 def test_cosine_head_reloads_with_its_learned_scale(tmp_path):
-    model = make_model(logit_scale_init_value=3.0)
+    model = make_model(head_scoring="cosine")
     with torch.no_grad():
-        model.logit_scale.fill_(2.5)
+        model.classifier.logit_scale.fill_(2.5)
     model.save_pretrained(tmp_path / "m")
     reloaded = BertForWordMapping.from_pretrained(tmp_path / "m")
-    assert reloaded.logit_scale.item() == pytest.approx(2.5)
+    assert reloaded.classifier.logit_scale.item() == pytest.approx(2.5)
     inputs = {"input_ids": torch.tensor([[2, 7, 3]])}
     assert torch.allclose(model.eval()(**inputs).logits, reloaded.eval()(**inputs).logits, atol=1e-6)
 
 
 def test_freeze_head_leaves_only_the_encoder_and_the_scale_to_learn():
-    model = make_model(logit_scale_init_value=3.0)
-    model.freeze_head()
+    model = make_model(head_scoring="cosine")
+    model.label_head("freezing").freeze()
     trained = {name for name, p in model.named_parameters() if p.requires_grad}
-    assert "logit_scale" in trained and not trained & {"classifier.weight", "classifier.bias"}
-    assert all(name.startswith("encoder.") for name in trained - {"logit_scale"})
+    assert "classifier.logit_scale" in trained and not trained & {"classifier.weight", "classifier.bias"}
+    assert all(name.startswith("encoder.") for name in trained - {"classifier.logit_scale"})
     out = model(input_ids=torch.tensor([[2, 7, 3]]), labels=torch.tensor([1]))
     out.loss.backward()
-    assert model.logit_scale.grad is not None and model.classifier.weight.grad is None
+    assert model.classifier.logit_scale.grad is not None and model.classifier.weight.grad is None
 
 
-def test_cosine_head_is_refused_for_the_vocab_head():
-    with pytest.raises(ValueError, match="logit_scale_init_value \\(a cosine head\\) applies to head='labels' only"):
-        BertMapConfig(head="vocab", logit_scale_init_value=3.0)
+def test_cosine_scoring_is_refused_for_the_vocab_head():
+    with pytest.raises(ValueError, match="head_scoring='cosine' applies to head='labels' only"):
+        BertMapConfig(head="vocab", head_scoring="cosine")
+    with pytest.raises(ValueError, match="head_scoring: unknown value 'dot'; choose one of linear, cosine"):
+        BertMapConfig(head_scoring="dot")
+
+
+def test_the_vocab_head_has_no_label_rows_to_initialise_freeze_or_grow():
+    model = make_model(head="vocab")
+    with pytest.raises(ValueError, match="freezing applies to head='labels' only; head='vocab' outputs the vocabulary"):
+        model.label_head("freezing")
+    with pytest.raises(ValueError, match="add_labels applies to head='labels' only"):
+        model.add_labels(["flavor"], torch.randn(1, 32))
+
+
+@pytest.mark.parametrize("name", ["cosine-labels", "vocab"])
+def test_a_model_saved_before_heads_were_modules_loads_and_saves_under_the_new_names(name, tmp_path):
+    folder = Path(__file__).parent / "data" / f"legacy-{name}"  # saved by hf_bertmap before LabelHead/VocabHead
+    expected = json.loads((folder / "expected.json").read_text())
+    mapper = WordMapper.from_pretrained(folder)
+    inputs = mapper.tokenizer(["very large", "fishy", "hot"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = mapper.model(**inputs).logits
+    assert torch.allclose(logits, torch.tensor(expected["logits"]), atol=1e-5)
+    assert [[w for w, _ in top] for top in mapper.predict(["very large", "fishy", "hot"], top_k=2)] == [
+        [w for w, _ in top] for top in expected["predict"]]
+    mapper.save_pretrained(tmp_path / "resaved")
+    with safe_open(str(tmp_path / "resaved" / "model.safetensors"), framework="pt") as f:
+        head_keys = sorted(key for key in f.keys() if not key.startswith("encoder."))
+    assert head_keys == (["classifier.bias", "classifier.logit_scale", "classifier.weight"] if name == "cosine-labels"
+                         else ["classifier.bias"])  # the vocab head's rows are the tied word embeddings
+    with torch.no_grad():
+        assert torch.allclose(BertForWordMapping.from_pretrained(tmp_path / "resaved")(**inputs).logits, logits)

@@ -2,6 +2,7 @@
 decoding step."""
 
 import builtins
+import dataclasses
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ PHRASES = ["large", "Very  HOT", "fishy", "chonky", "not tall at all"]
 @pytest.fixture
 def exported(saved_model, tmp_path):
     mapper = WordMapper.from_pretrained(saved_model)
-    mapper.decoder.config.temperature = 1.4
+    mapper.decoding.config = dataclasses.replace(mapper.decoding.config, temperature=1.4)
     mapper.memorize(["chonky", "very large"], ["smell", ["height", "size"]], weight=0.4)
     assert mapper.export_onnx(tmp_path / "onnx") == str(tmp_path / "onnx" / "model.onnx")
     return mapper, tmp_path / "onnx"
@@ -29,7 +30,7 @@ def test_onnx_answers_are_the_pytorch_words_and_scores(exported):
     for kwargs in ({"top_k": 3}, {"top_k": 3, "min_score": 0.4}):  # all 3 words: near-ties may swap places
         expected, got = mapper.predict(PHRASES, **kwargs), served.predict(PHRASES, **kwargs)
         assert [dict(top) for top in got] == [pytest.approx(dict(top), abs=1e-5) for top in expected]
-    assert served.decoder.config.temperature == 1.4 and len(served.decoder.memory) == 2
+    assert served.decoding.config.temperature == 1.4 and len(served.decoding.memory) == 2
 
 
 def test_the_onnx_mapper_refuses_what_needs_pytorch(exported, tmp_path):
@@ -71,7 +72,7 @@ def test_a_missing_onnxruntime_says_how_to_install_it(monkeypatch):
 def test_a_cosine_head_exports_with_the_same_scores(tokenizer, tmp_path):
     from conftest import make_model
 
-    mapper = WordMapper(make_model(logit_scale_init_value=3.0), tokenizer)
+    mapper = WordMapper(make_model(head_scoring="cosine"), tokenizer)
     mapper.export_onnx(tmp_path / "onnx")
     served = WordMapper.from_pretrained(tmp_path / "onnx", backend="onnx")
     expected, got = mapper.predict(PHRASES, top_k=3, min_score=0.0), served.predict(PHRASES, top_k=3, min_score=0.0)

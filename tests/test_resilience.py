@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_model, write_pairs
+from conftest import write_pairs
 
 from hf_bertmap import WordMapper
 from hf_bertmap.data import DataValidationError
@@ -146,12 +146,12 @@ def test_a_crash_while_saving_keeps_the_previous_model_and_the_new_files_are_rep
     before = WordMapper.from_pretrained(output).predict(["large", "hot"], top_k=3)
     weights = (output / "model.safetensors").read_bytes()
 
-    from hf_bertmap import training
+    from hf_bertmap.model_card import BertMapCardData
 
     def crash(*a, **k):
         raise RuntimeError("simulated crash while saving")
 
-    monkeypatch.setattr(training, "write_model_card", crash)
+    monkeypatch.setattr(BertMapCardData, "render", crash)
     with pytest.raises(RuntimeError, match="simulated crash"):
         main(args(tiny_backbone, pair_files, output, "--num_train_epochs", "2", "--seed", "7"))
     assert (output / "model.safetensors").read_bytes() == weights

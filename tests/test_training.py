@@ -14,8 +14,8 @@ from transformers import AutoModel
 
 from hf_bertmap import WordMapper
 from hf_bertmap.calibration import fit_temperature
-from hf_bertmap.metrics import calibration_error
 from hf_bertmap.data import DataValidationError
+from hf_bertmap.metrics import calibration_error
 from hf_bertmap.modeling_bertmap import masked_mean
 from hf_bertmap.training import main, parse_args
 
@@ -94,7 +94,7 @@ def test_temperature_is_fitted_on_validation_and_saved_unless_disabled(tiny_back
     # The stored temperature is the one that fits the saved model's own validation logits.
     mapper = WordMapper.from_pretrained(tmp_path / "calibrated")
     rows = [line.split(",") for line in pair_files["validation"].read_text().splitlines()[1:]]
-    logits = torch.cat([batch for _, batch, _ in mapper.forward([phrase for phrase, _ in rows])])
+    logits = torch.cat([batch for _, batch, _ in mapper.iter_outputs([phrase for phrase, _ in rows])])
     labels = torch.tensor([mapper.model.config.label2id.get(target, -100) for _, target in rows])
     assert fit_temperature(logits, labels) == pytest.approx(decoding["temperature"], rel=1e-3)
     assert results["eval_ece_after_calibration"] == pytest.approx(calibration_error(logits / decoding["temperature"],
@@ -108,7 +108,7 @@ def test_temperature_is_fitted_on_validation_and_saved_unless_disabled(tiny_back
 
 def test_training_phrases_are_memorised_with_a_weight_chosen_on_validation(tiny_backbone, pair_files, tmp_path):
     results = main(train_args(tiny_backbone, pair_files, tmp_path / "out", "--num_train_epochs", "2"))
-    decoder = WordMapper.from_pretrained(tmp_path / "out").decoder
+    decoder = WordMapper.from_pretrained(tmp_path / "out").decoding
     train_phrases = {row.split(",")[0] for row in pair_files["train"].read_text().splitlines()[1:]}
     assert set(decoder.memory.phrases) == train_phrases and results["memory_size"] == len(train_phrases)
     assert decoder.config.memory_weight == results["memory_weight"] in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
@@ -140,7 +140,7 @@ def test_vocab_head_trains_over_the_whole_vocabulary(tiny_backbone, pair_files, 
 
 
 @pytest.mark.parametrize(("flag", "message"), [
-    (["--pooling", "max"], "--pooling: unknown value 'max'; choose one of mean, cls, pooler, last"),
+    (["--pooling", "max"], "--pooling: unknown value 'max'; choose one of mean, cls, pooler"),
     (["--head", "mlp"], "--head: unknown value 'mlp'; choose one of labels, vocab"),
 ])
 def test_unknown_pooling_or_head_is_refused_when_parsing(flag, message):
@@ -199,6 +199,7 @@ def test_train_py_help_lists_our_and_trainer_flags():
 
 def test_head_learning_rate_gives_the_head_its_own_param_groups(tmp_path):
     from conftest import make_model
+
     from hf_bertmap.arguments import BertMapTrainingArguments
     from hf_bertmap.trainer import BertMapTrainer
 
@@ -249,7 +250,8 @@ def test_a_trained_model_is_evaluated_on_a_file_without_training(tiny_backbone, 
     rows = [line.split(",") for line in pair_files["test"].read_text().splitlines()[1:]]
     expected = mapper.evaluate([p for p, _ in rows], [[t] for _, t in rows])
     assert results["test_accuracy"] == pytest.approx(expected["accuracy"]) and "train_loss" not in results
-    assert json.loads((tmp_path / "eval" / "test_results.json").read_text())["test_accuracy"] == results["test_accuracy"]
+    saved = json.loads((tmp_path / "eval" / "test_results.json").read_text())
+    assert saved["test_accuracy"] == results["test_accuracy"]
     with pytest.raises(ValueError, match="--do_train false evaluates a trained model"):
         main(["--model_name_or_path", str(tiny_backbone), "--do_train", "false", "--test_file",
               str(pair_files["test"]), "--output_dir", str(tmp_path / "x"), "--use_cpu", "true"])
@@ -278,12 +280,17 @@ def test_report_to_tensorboard_writes_event_files_offline(tiny_backbone, pair_fi
     assert list((tmp_path / "out" / "runs").rglob("events.out.tfevents.*"))  # runs/ moved into the final folder
 
 
+def resolved(head="labels", num_layers=12, num_labels=285, *flags):
+    model_args = parse_args(list(flags))[0]
+    model_args.resolve_head_defaults(num_layers, head, num_labels)
+    return model_args.freeze_layers, model_args.head_scoring, model_args.freeze_head
+
+
 def test_a_deep_encoder_trains_its_top_third_by_default_and_a_shallow_one_whole():
-    model_args = parse_args([])[0]
-    assert [model_args.frozen_layers(n, "labels") for n in (12, 24, 6)] == [8, 16, 0]
-    assert model_args.frozen_layers(12, "vocab") == 0  # tied to the word embeddings
-    assert [model_args.frozen_layers(6, "labels", n) for n in (285, 77_503)] == [0, 2]  # shallow: large sets only
-    assert parse_args(["--freeze_layers", "0"])[0].frozen_layers(12, "labels") == 0
+    assert [resolved("labels", n)[0] for n in (12, 24, 6)] == [8, 16, 0]
+    assert resolved("vocab", 12, 30_522)[0] == 0  # tied to the word embeddings
+    assert [resolved("labels", 6, n)[0] for n in (285, 77_503)] == [0, 2]  # shallow: large sets only
+    assert resolved("labels", 12, 285, "--freeze_layers", "0")[0] == 0
 
 
 def test_frozen_layers_keep_their_pretrained_weights_through_training(tiny_backbone, pair_files, tmp_path):
@@ -302,16 +309,16 @@ def test_a_negative_freeze_layers_is_refused_when_parsing():
         parse_args(["--freeze_layers", "-1"])
 
 
-def test_large_label_sets_get_a_fixed_cosine_head_by_default():
+def test_large_label_sets_get_fixed_cosine_rows_by_default():
     from hf_bertmap.arguments import LARGE_LABEL_SET, ModelArguments
 
-    assert ModelArguments().large_head("labels", 285) == (False, False)
-    assert ModelArguments().large_head("labels", LARGE_LABEL_SET + 1) == (True, True)
-    assert ModelArguments(cosine_head=True).large_head("labels", 285) == (True, False)
-    assert ModelArguments(freeze_head=False).large_head("labels", LARGE_LABEL_SET + 1) == (True, False)
+    assert resolved("labels", 6, 285)[1:] == ("linear", False)
+    assert resolved("labels", 6, LARGE_LABEL_SET + 1)[1:] == ("cosine", True)
+    assert resolved("labels", 6, 285, "--head_scoring", "cosine")[1:] == ("cosine", False)
+    assert resolved("labels", 6, LARGE_LABEL_SET + 1, "--freeze_head", "false")[1:] == ("cosine", False)
     # A vocab-head checkpoint trained on with the default --head: its 30,522 tied rows are not a large label set.
-    assert ModelArguments().large_head("vocab", 30_522) == (False, False)
-    with pytest.raises(ValueError, match="--cosine_head and --freeze_head apply to --head labels only"):
+    assert resolved("vocab", 12, 30_522)[1:] == ("linear", False)
+    with pytest.raises(ValueError, match="--head_scoring cosine and --freeze_head apply to --head labels only"):
         ModelArguments(head="vocab", freeze_head=True)
 
 
@@ -319,17 +326,17 @@ def test_label_file_words_become_outputs_and_a_fixed_head_keeps_their_rows(tiny_
     words = tmp_path / "words.txt"
     words.write_text("girth\nsize\n")
     output = tmp_path / "out"
-    main(train_args(tiny_backbone, pair_files, output, "--label_file", str(words), "--cosine_head", "true",
+    main(train_args(tiny_backbone, pair_files, output, "--label_file", str(words), "--head_scoring", "cosine",
                     "--freeze_head", "true", "--num_train_epochs", "2"))
     mapper = WordMapper.from_pretrained(output)
-    assert "girth" in mapper.labels and mapper.model.config.logit_scale_init_value is not None
+    assert "girth" in mapper.words and mapper.model.config.head_scoring == "cosine"
     encoder = AutoModel.from_pretrained(tiny_backbone).eval()
-    names = mapper.tokenizer(mapper.labels, padding=True, return_tensors="pt")
+    names = mapper.tokenizer(mapper.words, padding=True, return_tensors="pt")
     with torch.no_grad():
         embeddings = masked_mean(encoder(**names).last_hidden_state, names["attention_mask"])
     assert torch.allclose(mapper.model.classifier.weight, torch.nn.functional.normalize(embeddings, dim=-1), atol=1e-5)
-    assert torch.equal(mapper.model.classifier.bias, torch.zeros(len(mapper.labels)))
-    assert mapper.model.logit_scale.item() != pytest.approx(3.0)
+    assert torch.equal(mapper.model.classifier.bias, torch.zeros(len(mapper.words)))
+    assert mapper.model.classifier.logit_scale.item() != pytest.approx(3.0)
 
 
 def test_a_label_file_is_refused_for_a_bertmap_checkpoint_which_has_its_words(saved_model, pair_files, tmp_path):

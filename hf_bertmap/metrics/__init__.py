@@ -1,5 +1,6 @@
 """The `word_mapping` evaluate metric, shipped in the package so it loads offline, and Trainer glue for it."""
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -9,11 +10,13 @@ import torch
 from transformers import EvalPrediction
 
 METRIC_PATH = Path(__file__).parent / "word_mapping" / "word_mapping.py"
+ECE_BINS = 15  # equal-width confidence bins of the calibration error (`n_bins`) and of the reliability diagram
 
 
-def load_metric(**kwargs) -> evaluate.EvaluationModule:
-    """Load the `word_mapping` metric from the package (no Hub access needed)."""
-    return evaluate.load(str(METRIC_PATH), **kwargs)
+@functools.cache
+def load_metric() -> evaluate.EvaluationModule:
+    """The `word_mapping` metric, loaded once from the package (no Hub access needed)."""
+    return evaluate.load(str(METRIC_PATH))
 
 
 def top_k_logits(k: int):
@@ -30,10 +33,10 @@ def top_k_logits(k: int):
     return preprocess
 
 
-def build_compute_metrics(k: int = 5, **load_kwargs):
+def build_compute_metrics(k: int = 5):
     """`compute_metrics` for `Trainer`: predictions are `top_k_logits`' (top-k ids, top probability), label_ids
     gold ids padded with -100."""
-    metric = load_metric(**load_kwargs)
+    metric = load_metric()
 
     def compute_metrics(eval_prediction: EvalPrediction) -> dict[str, float]:
         ranked, confidence = eval_prediction.predictions
@@ -42,7 +45,7 @@ def build_compute_metrics(k: int = 5, **load_kwargs):
             gold = gold[:, None]
         references = [[int(g) for g in row if g >= 0] for row in gold]
         results = metric.compute(predictions=np.asarray(ranked).tolist(), references=references, k=k,
-                                 confidences=np.asarray(confidence, dtype=float).tolist())
+                                 confidences=np.asarray(confidence, dtype=float).tolist(), n_bins=ECE_BINS)
         return {"accuracy": results["accuracy"], f"accuracy_at_{k}": results["accuracy_at_k"],
                 "macro_f1": results["macro_f1"], "ece": results["ece"]}
 
@@ -63,6 +66,7 @@ def word_mapping_scores(ranked: list[list[int]], confidences: list[float], refer
     cutoffs = [k] if isinstance(k, int) else list(k)
     confidences = [min(1.0, max(0.0, c)) for c in confidences]  # a sum of float32 shares can pass 1 by 1e-7
     results = load_metric().compute(predictions=ranked, references=references, k=cutoffs, confidences=confidences,
+                                    n_bins=ECE_BINS,
                                     gold_ranks=gold_ranks)
     coverage = sum(c >= min_score for c in confidences) / max(1, len(confidences))
     scores = {"accuracy": results["accuracy"]}
@@ -81,4 +85,4 @@ def calibration_error(logits: torch.Tensor, labels: torch.Tensor) -> float:
     confidence, top = probabilities.max(dim=-1)
     references = [[int(g) for g in row if g >= 0] for row in labels.tolist()]
     return load_metric().compute(predictions=top.unsqueeze(-1).tolist(), references=references, k=1,
-                                 confidences=confidence.tolist())["ece"]
+                                 confidences=confidence.tolist(), n_bins=ECE_BINS)["ece"]
