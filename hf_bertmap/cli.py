@@ -80,22 +80,44 @@ def export(args: argparse.Namespace) -> None:
 
 
 def predict(args: argparse.Namespace) -> None:
-    """Print each phrase's words as its batch is decoded (a progress bar on stderr for files)."""
+    """Print each phrase's words as its batch is decoded (a progress bar on stderr for files); with --explain, where
+    they come from, from the same decoding."""
     phrases = _read_phrases(args)
     mapper = _load(args)
-    batches = mapper.iter_predict(phrases, top_k=args.top_k, batch_size=args.batch_size, min_score=args.min_score)
+    options = {"top_k": args.top_k, "batch_size": args.batch_size, "min_score": args.min_score}
+    if args.explain:
+        batches = ([([] if e["abstained"] else [(w["word"], w["score"]) for w in e["words"]], e) for e in batch]
+                   for batch in mapper.iter_explain(phrases, neighbors=3, **options))
+    else:
+        batches = ([(top, None) for top in batch] for batch in mapper.iter_predict(phrases, **options))
     progress = tqdm(total=len(phrases), unit="phrase", file=sys.stderr, disable=args.file is None)
     done = 0
     for batch in batches:
-        for phrase, top in zip(phrases[done : done + len(batch)], batch):
+        for phrase, (top, why) in zip(phrases[done : done + len(batch)], batch):
             if args.json:
-                print(json.dumps({"phrase": phrase, "predictions": [{"word": w, "score": s} for w, s in top]}))
+                record = {"phrase": phrase, "predictions": [{"word": w, "score": s} for w, s in top]}
+                print(json.dumps(record if why is None else dict(record, explanation=why)))
             else:  # phrase, then word and probability pairs; none when abstained (best below min_score)
                 print("\t".join([phrase] + [f"{w}\t{s:.4f}" for w, s in top] if top else [phrase, "", ""]))
+                if why is not None:
+                    print(describe(why))
         done += len(batch)
         sys.stdout.flush()
         progress.update(len(batch))
     progress.close()
+
+
+def describe(explanation: dict) -> str:
+    """An explanation (`WordMapper.explain`) as indented lines under the phrase's own."""
+    shares = "; ".join(f"{w['word']} {w['score']:.2f} = {w['classifier']:.2f} classifier + {w['memory']:.2f} memory"
+                       for w in explanation["words"])
+    lines = [f"  words: {shares}" + (" (below min_score: no word given)" if explanation["abstained"] else "")]
+    if explanation["stored"]:
+        lines.append("  a stored phrase: only its stored words, ranked by the classifier")
+    if explanation["neighbors"]:
+        lines.append("  nearest stored phrases: " + ", ".join(
+            f"{n['phrase']} ({'/'.join(n['words'])}) {n['similarity']:.2f}" for n in explanation["neighbors"]))
+    return "\n".join(lines)
 
 
 def evaluate(args: argparse.Namespace) -> None:
@@ -142,6 +164,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--file", help="read phrases one per line from this file ('-' for stdin)")
     p.add_argument("--top-k", type=positive_int, default=None, help="words per phrase (default: the model's, 1)")
     p.add_argument("--json", action="store_true", help="print one JSON line per phrase")
+    p.add_argument("--explain", action="store_true",
+                   help="also say where each word comes from: the classifier's and the memory's shares, a stored "
+                   "phrase, the nearest stored phrases (an `explanation` field with --json)")
     e = commands.add_parser("evaluate", help="score a model on a file of (phrase, target) pairs")
     e.add_argument("model", help="a trained model folder or Hub id")
     e.add_argument("--file", required=True, help="pairs: .csv, .tsv, .json or .jsonl")

@@ -20,6 +20,7 @@ import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
+from typing import NamedTuple
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -142,6 +143,17 @@ class PhraseMemory:
         return cls(phrases, tensors["keys"], tensors["golds"])
 
 
+class Decomposition(NamedTuple):
+    """`WordMappingDecoder.decompose`'s answer: `probabilities` (batch, num_labels), what users get, as the sum of
+    `classifier` and `memory` (each word's share from the calibrated classifier and from the memory vote), and per
+    phrase its index in the memory when it is a stored phrase (None otherwise)."""
+
+    probabilities: torch.Tensor
+    classifier: torch.Tensor
+    memory: torch.Tensor
+    stored: list[int | None]
+
+
 def pad_golds(golds: Sequence[int | Sequence[int]]) -> torch.Tensor:
     """(n, max_golds) gold ids, each row padded with -100 (at least one column): the `labels` of a batch."""
     rows = [[gold] if isinstance(gold, int) else list(gold) for gold in golds]
@@ -226,27 +238,76 @@ class WordMappingDecoder:
         `config` decodes instead of `self.config`, which stays as it is (a fit passes
         `dataclasses.replace(decoding.config, temperature=...)`); `vote` is `memory_vote(embeddings, ...)` computed
         already (the same for every setting tried on validation)."""
+        return self.decompose(logits, embeddings, phrases, config, vote).probabilities
+
+    def decompose(self, logits: torch.Tensor, embeddings: torch.Tensor | None = None,
+                  phrases: list[str] | None = None, config: DecodingConfig | None = None,
+                  vote: torch.Tensor | None = None) -> "Decomposition":
+        """`probabilities` with where they come from: the calibrated classifier's share, the memory vote's share
+        (`memory_weight` of the nearest stored phrases' vote) and, per phrase, its index in the memory when it is a
+        stored phrase (it then gets only its stored words, ranked by the classifier)."""
         config = self.config if config is None else config
-        probabilities = (logits.float() / config.temperature).softmax(dim=-1)
+        classifier = (logits.float() / config.temperature).softmax(dim=-1)
         memory = self.memory
         if memory is None or not len(memory) or phrases is None:
-            return probabilities
-        weight = config.memory_weight
-        classifier, num_labels = probabilities, probabilities.shape[-1]
-        golds = memory.golds.to(probabilities.device)
+            return Decomposition(classifier, classifier, torch.zeros_like(classifier), [None] * len(classifier))
+        weight, num_labels = config.memory_weight, classifier.shape[-1]
+        golds = memory.golds.to(classifier.device)
         if weight > 0 and embeddings is not None:
             vote = self.memory_vote(embeddings, num_labels, config) if vote is None else vote
-            probabilities = (1 - weight) * probabilities + weight * vote
+            from_classifier, from_memory = (1 - weight) * classifier, weight * vote
         else:
-            probabilities = probabilities.clone()
+            from_classifier, from_memory = classifier.clone(), torch.zeros_like(classifier)
+        probabilities = from_classifier + from_memory
         stored = [memory.index.get(phrase) for phrase in phrases]
         for row, i in enumerate(stored):
             if i is not None:  # a known phrase: only its stored words, ranked by the classifier
                 known = multi_hot(golds[i : i + 1], num_labels)[0]
                 if (known > 0).any():
                     ranked = (classifier[row] + 1e-12) * (known > 0)
-                    probabilities[row] = ranked / ranked.sum()
-        return probabilities
+                    probabilities[row] = from_classifier[row] = ranked / ranked.sum()
+                    from_memory[row] = 0.0
+        return Decomposition(probabilities, from_classifier, from_memory, stored)
+
+    def nearest(self, embeddings: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cosine similarities, memory indices) of each embedding's `k` nearest stored phrases, (batch, k) each."""
+        keys = self.memory.keys.to(embeddings.device)
+        queries = torch.nn.functional.normalize(embeddings.float(), dim=-1)
+        top = (queries @ keys.T).topk(min(k, len(self.memory)), dim=-1)
+        return top.values, top.indices
+
+    def explain(self, logits: torch.Tensor, embeddings: torch.Tensor | None, phrases: list[str], words: list[str],
+                top_k: int | None = None, min_score: float | None = None, neighbors: int = 5) -> list[dict]:
+        """Why each phrase gets its words, from the very `decompose` that `decode` uses: per phrase its `top_k`
+        words with their probability and the classifier's and the memory vote's shares of it (the words and
+        probabilities `decode` gives, or, when the best is below `min_score`, the candidates it withheld), whether it
+        abstained, whether the phrase is a stored one, and its `neighbors` nearest stored phrases with their words
+        and cosine similarity."""
+        parts = self.decompose(logits, embeddings, phrases)
+        answered = self.select(parts.probabilities, words, top_k, min_score)
+        candidates = self.select(parts.probabilities, words, top_k, 0.0)
+        index = {word: i for i, word in enumerate(words)}
+        near = None
+        if self.memory is not None and len(self.memory) and embeddings is not None and neighbors > 0:
+            near = self.nearest(embeddings, neighbors)
+        explanations = []
+        for row, phrase in enumerate(phrases):
+            explanation = {
+                "phrase": phrase,
+                "words": [{"word": word, "score": score,
+                           "classifier": float(parts.classifier[row, index[word]]),
+                           "memory": float(parts.memory[row, index[word]])} for word, score in candidates[row]],
+                "abstained": not answered[row],
+                "stored": parts.stored[row] is not None,
+                "neighbors": [],
+            }
+            if near is not None:
+                for similarity, i in zip(near[0][row].tolist(), near[1][row].tolist()):
+                    explanation["neighbors"].append({
+                        "phrase": self.memory.phrases[i], "similarity": similarity,
+                        "words": [words[g] for g in self.memory.golds[i].tolist() if 0 <= g < len(words)]})
+            explanations.append(explanation)
+        return explanations
 
     def memory_vote(self, embeddings: torch.Tensor, num_labels: int,
                     config: DecodingConfig | None = None) -> torch.Tensor:
@@ -254,15 +315,12 @@ class WordMappingDecoder:
         their cosine similarities over `memory_temperature`, each neighbour's share split over its words), with
         `config`'s settings or else `self.config`'s."""
         config = self.config if config is None else config
-        memory = self.memory
-        golds = memory.golds.to(embeddings.device)
-        keys = memory.keys.to(embeddings.device)
-        queries = torch.nn.functional.normalize(embeddings.float(), dim=-1)
-        top = (queries @ keys.T).topk(min(config.memory_neighbors, len(memory)), dim=-1)  # (batch, k)
-        neighbours = golds[top.indices]  # (batch, k, max_golds)
+        golds = self.memory.golds.to(embeddings.device)
+        similarities, indices = self.nearest(embeddings, config.memory_neighbors)  # (batch, k)
+        neighbours = golds[indices]  # (batch, k, max_golds)
         valid = (neighbours >= 0).float()
         split = valid / valid.sum(dim=-1, keepdim=True).clamp(min=1)  # each neighbour's words share its vote
-        weights = (top.values / config.memory_temperature).softmax(dim=-1)
+        weights = (similarities / config.memory_temperature).softmax(dim=-1)
         return spread(weights.unsqueeze(-1) * split, neighbours, num_labels)
 
     def select(self, probabilities: torch.Tensor, words: list[str], top_k: int | None = None,

@@ -1,6 +1,7 @@
 """`WordMapper`: load, save and push a word mapper (model, tokenizer and decoding step); tokenise phrases and
 return its top-k words with probabilities."""
 
+import csv
 import dataclasses
 import glob
 import numbers
@@ -66,6 +67,31 @@ def check_model_folder(folder: str, allow_pickle: bool = False) -> None:
     raise FileNotFoundError(f"{folder}: no weights ({WEIGHTS_FILE}) beside config.json")
 
 
+CORRECTIONS_FILE = "corrections.tsv"
+
+
+def read_corrections(folder: str) -> list[tuple[str, str]]:
+    """The (phrase, word) pairs of `folder`'s corrections file, oldest first (none without one)."""
+    from .data import read_pair_file
+
+    path = os.path.join(folder, CORRECTIONS_FILE)
+    if not os.path.isfile(path):
+        return []
+    rows = read_pair_file(path, ("phrase", "target"))
+    return list(zip(rows["phrase"], rows["target"]))
+
+
+def write_corrections(folder: str, pairs: list[tuple[str, str]], append: bool = False) -> None:
+    """Write (or append) (phrase, word) pairs to `folder`'s corrections file, a pair file with a header."""
+    path = os.path.join(folder, CORRECTIONS_FILE)
+    new = not append or not os.path.isfile(path)
+    with open(path, "w" if new else "a", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+        if new:
+            writer.writerow(["phrase", "target"])
+        writer.writerows(pairs)
+
+
 class Ranking(NamedTuple):
     """`WordMapper.rank`'s answer, per phrase: its best word ids (best first), their probabilities, and the 1-based
     rank of its best gold among all words (`None` when no golds were given)."""
@@ -94,7 +120,8 @@ class WordMapper:
     def __init__(self, model: BertForWordMapping, tokenizer: PreTrainedTokenizerBase, source_folder: str | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.source_folder = source_folder  # where results and the card's inputs may be found
+        self.source_folder = source_folder  # where results, the card's inputs and corrections may be found
+        self.corrections: list[tuple[str, str]] = []  # `correct`'s pairs, kept by `save_pretrained`
 
     @property
     def decoding(self) -> WordMappingDecoder:
@@ -131,7 +158,19 @@ class WordMapper:
                                                    **hub_kwargs, **kwargs)
         if device is not None:
             model.to(device)
-        return cls(model, tokenizer, source_folder=path if os.path.isdir(path) else None)
+        mapper = cls(model, tokenizer, source_folder=path if os.path.isdir(path) else None)
+        if mapper.source_folder is not None:
+            mapper.load_corrections()
+        return mapper
+
+    def load_corrections(self) -> None:
+        """Read the source folder's corrections file; pairs corrected after the model was last saved (not in its
+        memory yet) are taught again, as `correct` does."""
+        self.corrections = read_corrections(self.source_folder)
+        missing = [(phrase, word) for phrase, word in self.corrections if not self._stores(phrase, word)]
+        if missing:
+            self.add_labels(list(dict.fromkeys(w for _, w in missing if w not in self.model.config.label2id)))
+            self._store([phrase for phrase, _ in missing], [[word] for _, word in missing])
 
     def save_pretrained(self, save_directory: str | os.PathLike, repo_id: str | None = None) -> None:
         """Write the model (with its decoding step), tokenizer and `word-mapping` pipeline code; with results from
@@ -141,6 +180,8 @@ class WordMapper:
             raise ValueError("save_pretrained needs the PyTorch model: load it without backend='onnx'")
         self.model.save_pretrained(save_directory)  # with the decoding step and the pipeline code
         self.tokenizer.save_pretrained(save_directory)
+        if self.corrections:
+            write_corrections(save_directory, self.corrections)
         for weights in glob.glob(os.path.join(save_directory, "*.safetensors")):
             apply_umask(weights)  # safetensors writes through a private temporary file (0600)
         source = self.source_folder
@@ -208,6 +249,14 @@ class WordMapper:
         without a memory weight needs one). `save_pretrained`/`push_to_hub` keep the memory.
         """
         config = self.decoding.config
+        if (weight if weight is not None else config.memory_weight) <= 0:
+            raise ValueError("memorize needs a memory weight > 0 (pass weight=...)")
+        self._store(phrases, targets, replace)
+        if weight is not None:
+            self.decoding.config = dataclasses.replace(config, memory_weight=weight)
+
+    def _store(self, phrases: list[str], targets: Sequence[str | Sequence[str]], replace: bool = False) -> None:
+        """Put (phrase, target words) pairs into the memory; every target must be an output word."""
         texts = self.decoding.normalize(phrases)
         golds = []
         for i, (phrase, words) in enumerate(zip(phrases, self.gold_words(phrases, targets))):
@@ -216,14 +265,28 @@ class WordMapper:
                 raise ValueError(f"phrase {i} ({phrase!r}): targets {words} must be output words; "
                                  "add new ones with add_labels first")
             golds.append(ids)
-        if (weight if weight is not None else config.memory_weight) <= 0:
-            raise ValueError("memorize needs a memory weight > 0 (pass weight=...)")
         memory = PhraseMemory(texts, self.embed(texts, normalized=True), pad_golds(golds))
         if self.decoding.memory is not None and not replace:
             memory = self.decoding.memory.extend(memory)
         self.decoding.memory = memory
-        if weight is not None:
-            self.decoding.config = dataclasses.replace(config, memory_weight=weight)
+
+    def correct(self, phrase: str, word: str, add_word: bool = False) -> None:
+        """Teach the model that `phrase` means `word`, at once and for good: the phrase becomes a stored phrase whose
+        only word is `word` (whatever the memory weight), the pair is appended to the corrections file
+        (`corrections.tsv`, a pair file `train.py --train_file` reads as is) of the model's local folder, and
+        `save_pretrained` keeps both. A word that is not an output word is refused unless `add_word`, which adds it
+        first (`add_labels`)."""
+        (text,) = self.decoding.normalize([phrase])
+        (target,) = self.decoding.normalize([word], what="word")
+        if target not in self.model.config.label2id:
+            if not add_word:
+                raise ValueError(f"{word!r} is not an output word of this model; choose one of its words, or pass "
+                                 "add_word=True to add it")
+            self.add_labels([target])
+        self._store([text], [[target]])
+        self.corrections.append((text, target))
+        if self.source_folder is not None:
+            write_corrections(self.source_folder, [(text, target)], append=True)
 
     def gold_words(self, phrases: list[str], targets: Sequence[str | Sequence[str]]) -> list[list[str]]:
         """Each phrase's gold words normalised like training targets: a bare string is one word, a list several."""
@@ -306,6 +369,32 @@ class WordMapper:
         results = [words for batch in self.iter_predict([phrases] if single else list(phrases), top_k, batch_size,
                                                         min_score) for words in batch]
         return results[0] if single else results
+
+    def _stores(self, phrase: str, word: str) -> bool:
+        """Whether the memory holds `phrase` with `word` among its stored words."""
+        memory, word_id = self.decoding.memory, self.model.config.label2id.get(word)
+        if memory is None or phrase not in memory.index or word_id is None:
+            return False
+        return word_id in memory.golds[memory.index[phrase]].tolist()
+
+    def explain(self, phrases: str | list[str], top_k: int | None = None, neighbors: int = 5, batch_size: int = 64,
+                min_score: float | None = None) -> dict | list[dict]:
+        """Why each phrase gets its words (`WordMappingDecoder.explain`, from the same decoding as `predict`): its
+        words with their probability and the classifier's and the memory's shares of it, whether it abstained,
+        whether it is a stored phrase, and its `neighbors` nearest stored phrases with their words and similarity.
+        A single string gives a single explanation."""
+        single = isinstance(phrases, str)
+        explained = [e for batch in self.iter_explain([phrases] if single else list(phrases), top_k, neighbors,
+                                                      batch_size, min_score) for e in batch]
+        return explained[0] if single else explained
+
+    def iter_explain(self, phrases: list[str], top_k: int | None = None, neighbors: int = 5, batch_size: int = 64,
+                     min_score: float | None = None) -> Iterator[list[dict]]:
+        """`explain`, one batch at a time (what `bertmap predict --explain` streams)."""
+        words = self.words
+        check_positive_int("neighbors", neighbors)
+        for texts, logits, pooled in self.iter_outputs(phrases, batch_size):
+            yield self.decoding.explain(logits, pooled, texts, words, top_k, min_score, neighbors)
 
     def iter_predict(self, phrases: list[str], top_k: int | None = None, batch_size: int = 64,
                      min_score: float | None = None) -> Iterator[list[list[tuple[str, float]]]]:

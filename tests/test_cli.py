@@ -151,3 +151,31 @@ def test_evaluate_reports_accuracy_at_each_cut_off_given_with_k(saved_model, tmp
                                                                 k=[1, 2])
     assert {key: metrics[key] for key in ("accuracy_at_1", "accuracy_at_2")} == pytest.approx(
         {key: expected[key] for key in ("accuracy_at_1", "accuracy_at_2")})
+
+
+def test_predict_explain_adds_the_sources_of_each_word(saved_model, capsys):
+    WordMapper.from_pretrained(saved_model).correct("fishy", "smell")
+    main(["predict", str(saved_model), "fishy", "very fishy", "--top-k", "2", "--json", "--explain"])
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert records[0]["predictions"] == [{"word": "smell", "score": 1.0}]
+    assert records[0]["explanation"]["stored"] is True
+    assert [n["phrase"] for n in records[1]["explanation"]["neighbors"]] == ["fishy"]
+    main(["predict", str(saved_model), "very fishy", "--explain"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("very fishy\t") and lines[1].startswith("  words: ")
+    assert lines[2].startswith("  nearest stored phrases: fishy (smell) ")
+
+
+def test_train_py_reads_a_corrections_file_as_training_pairs(saved_model, tiny_backbone, tmp_path):
+    mapper = WordMapper.from_pretrained(saved_model)
+    for phrase, word in (("hot", "smell"), ("cold", "size"), ("warm", "height"), ("cool", "smell")):
+        mapper.correct(phrase, word)
+    from hf_bertmap.training import main as train_main
+
+    corrections = str(saved_model / "corrections.tsv")
+    results = train_main(["--model_name_or_path", str(tiny_backbone), "--train_file", corrections,
+                          "--validation_file", corrections, "--test_file", corrections,
+                          "--output_dir", str(tmp_path / "out"), "--use_cpu", "true", "--num_train_epochs", "1",
+                          "--disable_tqdm", "true"])
+    assert results["train_samples"] > 0 and results["test_samples"] == 4
+    assert WordMapper.from_pretrained(tmp_path / "out").words == ["height", "size", "smell"]

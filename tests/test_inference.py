@@ -189,3 +189,49 @@ def test_add_labels_refuses_a_bare_string(saved_model):
     with pytest.raises(TypeError, match=r"add_labels takes a list of words, got the string 'abc'; pass \['abc'\]"):
         mapper.add_labels("abc")
     assert mapper.words == ["height", "size", "smell"]
+
+
+def test_explain_gives_predicts_words_and_scores_with_their_sources(saved_model):
+    mapper = WordMapper.from_pretrained(saved_model)
+    mapper.memorize(["large", "fishy"], ["size", "smell"], weight=0.4)
+    phrases = ["large", "very large", "tall", "hot"]
+    explained = mapper.explain(phrases, top_k=2, neighbors=2)
+    for why, top in zip(explained, mapper.predict(phrases, top_k=2)):
+        assert [(w["word"], w["score"]) for w in why["words"]] == top and not why["abstained"]
+        for word in why["words"]:
+            assert word["classifier"] + word["memory"] == pytest.approx(word["score"], abs=1e-6)
+    large, very_large = explained[:2]
+    assert large["stored"] and [w["word"] for w in large["words"]] == ["size"] and large["words"][0]["memory"] == 0
+    assert not very_large["stored"] and very_large["words"][0]["memory"] > 0
+    assert [n["phrase"] for n in very_large["neighbors"]][:1] == ["large"]
+    assert very_large["neighbors"][0]["words"] == ["size"] and 0 < very_large["neighbors"][0]["similarity"] <= 1
+    assert mapper.explain("large", neighbors=1)["stored"] is True
+
+
+def test_explain_names_an_abstention_and_keeps_its_candidates(saved_model):
+    mapper = WordMapper.from_pretrained(saved_model)
+    why = mapper.explain("tall", top_k=3, min_score=1.0)
+    assert why["abstained"] and len(why["words"]) == 3 and mapper.predict("tall", min_score=1.0) == []
+    assert why["neighbors"] == [] and not why["stored"]  # a model without a memory
+
+
+def test_a_correction_is_answered_at_once_and_after_a_reload(saved_model, tmp_path):
+    mapper = WordMapper.from_pretrained(saved_model)
+    assert mapper.decoding.config.memory_weight == 0.0  # corrections need no memory weight
+    mapper.correct("Very Fishy", "size")
+    assert mapper.predict("very fishy") == [("size", 1.0)]
+    assert (saved_model / "corrections.tsv").read_text() == "phrase\ttarget\nvery fishy\tsize\n"
+    assert WordMapper.from_pretrained(saved_model).predict("very fishy") == [("size", 1.0)]  # taught again on load
+    mapper.save_pretrained(tmp_path / "saved")
+    reloaded = WordMapper.from_pretrained(tmp_path / "saved")
+    assert reloaded.predict("very fishy") == [("size", 1.0)] and reloaded.corrections == [("very fishy", "size")]
+
+
+def test_a_correction_to_an_unknown_word_is_refused_unless_adding_it_is_asked(saved_model):
+    mapper = WordMapper.from_pretrained(saved_model)
+    with pytest.raises(ValueError, match="'flavour' is not an output word of this model; .* add_word=True"):
+        mapper.correct("fishy", "flavour")
+    assert "flavour" not in mapper.words and not (saved_model / "corrections.tsv").exists()
+    mapper.correct("fishy", "Flavour", add_word=True)
+    assert mapper.words[-1] == "flavour" and mapper.predict("fishy") == [("flavour", 1.0)]
+    assert WordMapper.from_pretrained(saved_model).predict("fishy") == [("flavour", 1.0)]
