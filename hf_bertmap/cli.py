@@ -120,6 +120,19 @@ def describe(explanation: dict) -> str:
     return "\n".join(lines)
 
 
+def demo(args: argparse.Namespace) -> None:
+    """Serve the demo page for MODEL, or write a Hugging Face Space for it with --space."""
+    from .demo import build_demo, write_space
+
+    title = os.path.basename(os.path.normpath(args.model))
+    if args.space:
+        app = write_space(args.model, args.space, title)
+        print(f"{app} written: a Space for {args.model} (gradio and transformers only)")
+        return
+    mapper = _load(args)
+    build_demo(mapper, title).launch(server_name=args.host, server_port=args.port, ssr_mode=False)
+
+
 def evaluate(args: argparse.Namespace) -> None:
     """Score a model on a pair file with the `word_mapping` metric; optionally write each phrase's prediction."""
     from .data import group_by_phrase, read_pair_file, validate_pairs
@@ -176,6 +189,11 @@ def main(argv: list[str] | None = None) -> None:
                    help="cut-offs of accuracy@k, e.g. --k 1 10 100 (default 5); --predictions lists the largest")
     e.add_argument("--json", action="store_true", help="print the metrics as one JSON line")
     e.add_argument("--predictions", help="also write each phrase's golds and top-k words to this JSON Lines file")
+    d = commands.add_parser("demo", help="a page to try MODEL, see why a word came out and correct it (Gradio)")
+    d.add_argument("model", help="a trained model folder or Hub id")
+    d.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0 for every interface)")
+    d.add_argument("--port", type=int, default=7860)
+    d.add_argument("--space", help="instead, write a ready Hugging Face Space for MODEL into this folder")
     x = commands.add_parser("export", help="export a model to ONNX for serving with --backend onnx")
     x.add_argument("model", help="a trained model folder or Hub id")
     x.add_argument("output_dir", help="where the model folder and model.onnx are written")
@@ -183,6 +201,11 @@ def main(argv: list[str] | None = None) -> None:
     x.add_argument("--overwrite", action="store_true",
                    help="write into a non-empty OUTPUT_DIR that holds no model (its other files stay)")
     x.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    for sub in (d,):
+        sub.add_argument("--device", default=None, help="where to run the model, e.g. cuda or cpu")
+        sub.add_argument("--revision", default=None, help="branch, tag or commit of a Hub model")
+        sub.add_argument("--backend", choices=("torch",), default="torch", help=argparse.SUPPRESS)
+        sub.add_argument("--debug", action="store_true", help="show the traceback of an error")
     for sub in (p, e):
         sub.add_argument("--min-score", type=float, default=None,
                          help="no word when the best one's probability is below this (default: the model's)")
@@ -194,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
         sub.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     with user_errors(args.debug):
-        {"evaluate": evaluate, "export": export, "predict": predict}[args.command](args)
+        {"demo": demo, "evaluate": evaluate, "export": export, "predict": predict}[args.command](args)
 
 
 if __name__ == "__main__":
