@@ -1,6 +1,7 @@
 """The benchmarks' --smoke modes run and print sane JSON (never asserting a speed)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,15 @@ def test_decoding_settings_smoke(saved_model, tmp_path):
     for row in results["rows"]:
         for split in ("validation", "test", "informal"):
             assert 0.0 <= row[f"{split}_top1"] <= row[f"{split}_top5"] <= 1.0
+
+
+def test_the_gpu_check_dry_run_parses_every_command(tmp_path):
+    result = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), "--dry-run"], capture_output=True,
+                            text=True, stdin=subprocess.DEVNULL, timeout=600,
+                            env={**os.environ, "GPU_CHECK_OUT": str(tmp_path)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["dry_run"] is True and set(report) >= {"ddp", "fsdp", "predict"}
+    commands = [line for line in result.stderr.splitlines() if line.startswith("+ ")]
+    assert [c.split()[1:3] for c in commands] == [["python", "-m"], ["accelerate", "launch"], ["bertmap", "predict"]]
+    assert all("--bf16 true" in c for c in commands[:2]) and "--device cuda" in commands[2]
