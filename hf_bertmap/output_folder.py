@@ -18,7 +18,6 @@ time, and how the final files get there without losing anything already on disk.
 """
 
 import errno
-import fcntl
 import json
 import logging
 import os
@@ -29,6 +28,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from glob import glob
+
+try:
+    import fcntl
+except ImportError:  # Windows: the lock file is created exclusively instead (a killed run leaves it behind)
+    fcntl = None
 
 logger = logging.getLogger(__name__)
 
@@ -132,14 +136,17 @@ class OutputFolder:
         parent, name = os.path.split(self.path)
         os.makedirs(parent, exist_ok=True)
         path = os.path.join(parent, f".{name}.lock")
+        in_use = FolderInUseError(f"{self.path} is being written by another run (it holds {path}); wait for it to "
+                                  "finish or choose another folder")
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise FolderInUseError(f"{self.path} is being written by another run (it holds {path}); wait for it "
-                                   "to finish or choose another folder") from None
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | (0 if fcntl else os.O_EXCL), 0o666)
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (BlockingIOError, FileExistsError):
+                if fcntl is not None:
+                    os.close(fd)
+                raise in_use from None
             try:  # the holder before us may have removed the file after we opened it: lock the file now there
                 if os.stat(path).st_ino == os.fstat(fd).st_ino:
                     break
