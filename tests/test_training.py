@@ -79,6 +79,9 @@ def test_the_card_has_a_widget_the_epoch_table_versions_pictures_and_passes_hub_
     assert "### Training results" in card
     assert [row.split(" | ")[0] for row in re.findall(r"^\| [\d.]+ \| \d+ \| .*$", card, re.M)] == ["| 1.0", "| 2.0"]
     assert "- transformers 5." in card and "transformers ≥ 5.24" in card
+    for row in ("| backbone | tiny-bert", "| pooling | mean |", "| head | labels |", "| head scoring | linear |",
+                "| learning_rate | 0.003 |", "| seed | 42 |"):
+        assert row in card, row
     for picture in ("training_curve.png", "reliability_diagram.png"):
         assert (output / picture).read_bytes()[:4] == b"\x89PNG" and f"]({picture})" in card
 
