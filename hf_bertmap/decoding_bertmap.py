@@ -283,9 +283,10 @@ class WordMappingDecoder:
         probabilities `decode` gives, or, when the best is below `min_score`, the candidates it withheld), whether it
         abstained, whether the phrase is a stored one, and its `neighbors` nearest stored phrases with their words
         and cosine similarity."""
+        min_score = self.config.min_score if min_score is None else min_score
+        check_decoding(min_score, self.config.top_k if top_k is None else top_k)
         parts = self.decompose(logits, embeddings, phrases)
-        answered = self.select(parts.probabilities, words, top_k, min_score)
-        candidates = self.select(parts.probabilities, words, top_k, 0.0)
+        candidates = self.select(parts.probabilities, words, top_k, 0.0)  # `decode`'s words unless it abstains
         index = {word: i for i, word in enumerate(words)}
         near = None
         if self.memory is not None and len(self.memory) and embeddings is not None and neighbors > 0:
@@ -297,7 +298,7 @@ class WordMappingDecoder:
                 "words": [{"word": word, "score": score,
                            "classifier": float(parts.classifier[row, index[word]]),
                            "memory": float(parts.memory[row, index[word]])} for word, score in candidates[row]],
-                "abstained": not answered[row],
+                "abstained": candidates[row][0][1] < min_score,  # `select`'s rule
                 "stored": parts.stored[row] is not None,
                 "neighbors": [],
             }

@@ -313,7 +313,7 @@ class WordMapper:
 
     @torch.inference_mode()
     def iter_outputs(self, phrases: list[str], batch_size: int = 64,
-                normalized: bool = False) -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
+                     normalized: bool = False) -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
         """(normalised phrases, logits, pooled embeddings) per batch: the model's plain outputs, before decoding."""
         for texts, inputs in self.batches(phrases, batch_size, normalized):
             outputs = self.model(**inputs)
