@@ -197,23 +197,19 @@ def main(argv: list[str] | None = None) -> None:
     x = commands.add_parser("export", help="export a model to ONNX for serving with --backend onnx")
     x.add_argument("model", help="a trained model folder or Hub id")
     x.add_argument("output_dir", help="where the model folder and model.onnx are written")
-    x.add_argument("--revision", default=None, help="branch, tag or commit of a Hub model")
     x.add_argument("--overwrite", action="store_true",
                    help="write into a non-empty OUTPUT_DIR that holds no model (its other files stay)")
-    x.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    for sub in (d,):
-        sub.add_argument("--device", default=None, help="where to run the model, e.g. cuda or cpu")
-        sub.add_argument("--revision", default=None, help="branch, tag or commit of a Hub model")
-        sub.add_argument("--backend", choices=("torch",), default="torch", help=argparse.SUPPRESS)
-        sub.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    d.set_defaults(backend="torch")  # the page corrects and saves: the PyTorch model
     for sub in (p, e):
         sub.add_argument("--min-score", type=float, default=None,
                          help="no word when the best one's probability is below this (default: the model's)")
         sub.add_argument("--batch-size", type=positive_int, default=64)
-        sub.add_argument("--device", default=None, help="where to run the model, e.g. cuda or cpu")
-        sub.add_argument("--revision", default=None, help="branch, tag or commit of a Hub model")
         sub.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                          help="onnx: run a folder written by `bertmap export` in ONNX Runtime")
+    for sub in (p, e, d):
+        sub.add_argument("--device", default=None, help="where to run the model, e.g. cuda or cpu")
+    for sub in (p, e, d, x):
+        sub.add_argument("--revision", default=None, help="branch, tag or commit of a Hub model")
         sub.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     with user_errors(args.debug):
