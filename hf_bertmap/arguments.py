@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from transformers import TrainingArguments
 
-from .configuration_bertmap import HEAD_SCORINGS, HEADS, POOLINGS, check_choice
+from .configuration_bertmap import HEAD_SCORINGS, HEADS, LABEL_REFRESH_STEPS, POOLINGS, check_choice
 from .decoding_bertmap import check_unit_interval
 
 DEFAULT_BACKBONE = "all-mpnet-base-v2"  # resolved by `backbones.resolve_backbone` to the copy installed from PyPI
@@ -21,9 +21,9 @@ TOKEN = re.compile(r"(^|_)token$")  # argument names holding a secret
 
 
 def is_large_label_set(head: str, num_labels: int) -> bool:
-    """Whether a head gets the large-label-set defaults: a `labels` head over more than `LARGE_LABEL_SET` words
-    (the `vocab` head is tied to the word embeddings whatever its size)."""
-    return head == "labels" and num_labels > LARGE_LABEL_SET
+    """Whether a head gets the large-label-set defaults: a `labels` or `text` head over more than `LARGE_LABEL_SET`
+    words (the `vocab` head is tied to the word embeddings whatever its size)."""
+    return head in ("labels", "text") and num_labels > LARGE_LABEL_SET
 
 
 @dataclass
@@ -41,7 +41,12 @@ class ModelArguments:
     )
     tokenizer_name: str | None = field(default=None, metadata={"help": "Tokenizer, if not the model's own."})
     pooling: str = field(default="mean", metadata={"help": f"Pooled embedding: one of {', '.join(POOLINGS)}."})
-    head: str = field(default="labels", metadata={"help": f"Output layer: one of {', '.join(HEADS)}."})
+    head: str = field(
+        default="labels",
+        metadata={"help": f"Output layer: one of {', '.join(HEADS)}. labels: a trained row per word; text: each "
+                  "word's row is the encoder's embedding of its text (with --label_descriptions, of the word and its "
+                  "description), so rare and added words are scored by meaning; vocab: the tokenizer's vocabulary."},
+    )
     init_head_from_label_names: bool | None = field(
         default=None,
         metadata={"help": "Start each head row from the encoder's pooled embedding of the label's own text "
@@ -63,8 +68,20 @@ class ModelArguments:
     )
     freeze_head: bool | None = field(
         default=None,
-        metadata={"help": "Keep the head's rows at the label names' embeddings and train only the encoder (and the "
-                  f"cosine scoring's scale). Default: yes with more than {LARGE_LABEL_SET:,} output words."},
+        metadata={"help": "Keep the head's rows at the label names' embeddings (--head text: learn no rows on top of "
+                  "the words' text) and train only the encoder (and the cosine scoring's scale). Default: yes with "
+                  f"more than {LARGE_LABEL_SET:,} output words."},
+    )
+    label_refresh_steps: int | None = field(
+        default=None,
+        metadata={"help": "With --head text, encode every word's row anew from its text every N training steps (the "
+                  "batch's gold words are encoded at every step); 0: only before evaluating and saving. Default: "
+                  f"{LABEL_REFRESH_STEPS}, 0 with more than {LARGE_LABEL_SET:,} output words."},
+    )
+    label_gradient_words: int | None = field(
+        default=None,
+        metadata={"help": "With --head text, encode at most N of a batch's gold words with gradients (at random; a "
+                  "step then costs less); 0: none, the rows follow the encoder only when encoded anew. Default: all."},
     )
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout before the head."})
     calibrate: bool = field(
@@ -95,16 +112,19 @@ class ModelArguments:
         """Fill `freeze_layers`, `head_scoring` and `freeze_head` left unset with the defaults for an encoder of
         `num_layers` layers under a `head` (the model's: a checkpoint's may differ from `--head`) with `num_labels`
         output words, once, for training and the card to read: two thirds of a deep encoder's layers fixed (a third
-        of a shallower one with more than `LARGE_LABEL_SET` words, whose long epochs it shortens by a fifth), and
-        fixed cosine rows for such a large set."""
+        of a shallower one with more than `LARGE_LABEL_SET` words, whose long epochs it shortens by a fifth),
+        fixed cosine rows for such a large set, and a text head's rows encoded anew every `LABEL_REFRESH_STEPS`
+        steps (only before evaluating and saving for such a large set)."""
         large = is_large_label_set(head, num_labels)
         if self.freeze_layers is None:
             deep = num_layers >= DEEP_ENCODER_LAYERS
-            self.freeze_layers = 0 if head != "labels" else 2 * num_layers // 3 if deep else num_layers // 3 * large
+            self.freeze_layers = 0 if head == "vocab" else 2 * num_layers // 3 if deep else num_layers // 3 * large
         if self.head_scoring is None:
-            self.head_scoring = "cosine" if large else "linear"
+            self.head_scoring = "cosine" if large or head == "text" else "linear"
         if self.freeze_head is None:
             self.freeze_head = large
+        if self.label_refresh_steps is None:
+            self.label_refresh_steps = 0 if num_labels > LARGE_LABEL_SET else LABEL_REFRESH_STEPS
 
     def __post_init__(self):
         check_choice("--pooling", self.pooling, POOLINGS)
@@ -116,8 +136,15 @@ class ModelArguments:
             raise ValueError(f"--freeze_layers must be >= 0, got {self.freeze_layers}")
         if self.init_head_from_label_names is None:
             self.init_head_from_label_names = self.head == "labels"
-        if (self.head_scoring == "cosine" or self.freeze_head) and self.head != "labels":
-            raise ValueError("--head_scoring cosine and --freeze_head apply to --head labels only")
+        if self.head_scoring == "cosine" and self.head == "vocab":
+            raise ValueError("--head_scoring cosine applies to --head labels or text only")
+        if self.head_scoring == "linear" and self.head == "text":
+            raise ValueError("--head text scores by cosine; --head_scoring linear applies to --head labels")
+        if self.freeze_head and self.head == "vocab":
+            raise ValueError("--freeze_head applies to --head labels or text only")
+        for name in ("label_refresh_steps", "label_gradient_words"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
         if self.init_head_from_label_names and self.head != "labels":
             raise ValueError("--init_head_from_label_names applies to --head labels only")
 
@@ -133,6 +160,12 @@ class DataArguments:
         default=None,
         metadata={"help": "Output words, one per line, besides the training targets: a word with no training phrase "
                   "can still be predicted (its head row starts from the embedding of its name)."},
+    )
+    label_descriptions: str | None = field(
+        default=None,
+        metadata={"help": "A short description of output words: a .csv/.tsv/.json(l) file with columns word and "
+                  "description, or 'wordnet' for the built-in data's WordNet glosses. The head reads 'word: "
+                  "description' instead of the word alone (--head text: its rows; --head labels: its first rows)."},
     )
     dataset_name: str | None = field(default=None, metadata={"help": "A dataset on the Hub instead of files."})
     dataset_config_name: str | None = field(default=None, metadata={"help": "The Hub dataset's configuration."})
@@ -152,6 +185,16 @@ class DataArguments:
     misspellings: float = field(
         default=0.3,
         metadata={"help": "Share of training phrases that get an extra misspelt copy ('hevy', 'enormus')."},
+    )
+    respellings: float = field(
+        default=0.0,
+        metadata={"help": "Share of training phrases that get an extra copy spelt as people stretch or shorten words "
+                  "('loooong', 'lght', 'comfy')."},
+    )
+    slang: float = field(
+        default=0.0,
+        metadata={"help": "Share of training phrases that get an extra copy with a slang intensifier or hedge "
+                  "('X af', 'hella X', 'lowkey X'), re-spelt half the time."},
     )
     comparatives: bool = field(
         default=True,
@@ -173,6 +216,10 @@ class DataArguments:
                 raise FileNotFoundError(f"--{name}: no such file: {path}")
             if os.path.splitext(path)[1].lower() not in (".csv", ".tsv", ".json", ".jsonl"):
                 raise ValueError(f"--{name}: {path} must be a .csv, .tsv, .json or .jsonl file")
+        descriptions = self.label_descriptions
+        if descriptions is not None and descriptions != "wordnet" and not os.path.isfile(descriptions):
+            raise FileNotFoundError(f"--label_descriptions: no such file: {descriptions} (a file of word, description "
+                                    "rows, or 'wordnet')")
         if self.label_file is not None and not os.path.isfile(self.label_file):
             raise FileNotFoundError(f"--label_file: no such file: {self.label_file}")
         for name in ("validation_split_percentage", "test_split_percentage"):
@@ -181,6 +228,8 @@ class DataArguments:
         if self.augment_copies < 0:
             raise ValueError("--augment_copies must be >= 0")
         check_unit_interval("--misspellings", self.misspellings)
+        check_unit_interval("--respellings", self.respellings)
+        check_unit_interval("--slang", self.slang)
         for name in ("max_train_samples", "max_eval_samples", "max_predict_samples"):
             value = getattr(self, name)
             if value is not None and value < 0:

@@ -7,9 +7,11 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 POOLINGS = ("mean", "cls", "pooler")
-HEADS = ("labels", "vocab")
+HEADS = ("labels", "text", "vocab")
 HEAD_SCORINGS = ("linear", "cosine")
 LOGIT_SCALE_INIT = 3.0  # log(20): a softmax temperature of 0.05 over cosines
+LABEL_TEXT_LENGTH = 32  # tokens of a word's text (the word, or the word and its description) the text head encodes
+LABEL_REFRESH_STEPS = 50
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -32,9 +34,11 @@ class BertMapConfig(PreTrainedConfig):
             How one embedding is taken from the encoder's last hidden states: `"mean"` (attention-masked mean),
             `"cls"` (the first token) or `"pooler"` (the encoder's `pooler_output`; BERT-style encoders only).
         head (`str`, defaults to `"labels"`):
-            `"labels"`: a `LabelHead`, one row and bias per word of the closed set in `id2label`. `"vocab"`: a
-            `VocabHead`, logits over the encoder's whole vocabulary, its rows tied to the input word embeddings
-            (`id2label` is the tokenizer's vocabulary).
+            `"labels"`: a `LabelHead`, one row and bias per word of the closed set in `id2label`. `"text"`: a
+            `TextHead`, whose row for each word of `id2label` is the encoder's own pooled embedding of the word's
+            text (the word, or the word and a short description), scored by cosine: a rare, held-out or added word
+            is scored by its meaning. `"vocab"`: a `VocabHead`, logits over the encoder's whole vocabulary, its rows
+            tied to the input word embeddings (`id2label` is the tokenizer's vocabulary).
         head_scoring (`str`, defaults to `"linear"`):
             How the `labels` head scores a word: `"linear"`, the row times the pooled embedding plus the bias;
             `"cosine"`, as CLIP scores text against images, `exp(logit_scale)` times the cosine between the pooled
@@ -42,8 +46,18 @@ class BertMapConfig(PreTrainedConfig):
             stay at the embeddings of their names. Configs saved before this field existed say cosine by a
             `logit_scale_init_value`.
         logit_scale_init_value (`float`, *optional*):
-            With `head_scoring="cosine"`, the initial `logit_scale`, learned from there (default log(20) ~ 3.0: a
-            softmax temperature of 0.05); `None` with linear scoring.
+            With `head_scoring="cosine"` (always with `head="text"`), the initial `logit_scale`, learned from
+            there (default log(20) ~ 3.0: a softmax temperature of 0.05); `None` with linear scoring.
+        label_text_length (`int`, defaults to 32):
+            With `head="text"`, the tokens kept of each word's text.
+        label_refresh_steps (`int`, defaults to 50):
+            With `head="text"`, every this many training steps all rows are encoded anew from the words' texts
+            (the batch's gold words are encoded with gradients at every step); 0 encodes them anew only before the
+            model is next evaluated or saved, for tens of thousands of words.
+        label_gradient_words (`int`, *optional*):
+            With `head="text"`, how many of a training batch's gold words are encoded with gradients (drawn at
+            random; the others score with their stored rows); `None`, every one of them; 0, none: the rows then
+            follow the encoder only when encoded anew.
         classifier_dropout (`float`, defaults to 0.1):
             Dropout on the pooled embedding before the head.
         initializer_range (`float`, defaults to 0.02):
@@ -67,6 +81,9 @@ class BertMapConfig(PreTrainedConfig):
     head: str = "labels"
     head_scoring: str | None = None
     logit_scale_init_value: float | None = None
+    label_text_length: int = LABEL_TEXT_LENGTH
+    label_refresh_steps: int | None = LABEL_REFRESH_STEPS
+    label_gradient_words: int | None = None
     classifier_dropout: float = 0.1
     initializer_range: float = 0.02
     tie_word_embeddings: bool = False
@@ -75,11 +92,21 @@ class BertMapConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         check_choice("BertMapConfig: pooling", self.pooling, POOLINGS)
         check_choice("BertMapConfig: head", self.head, HEADS)
+        if self.head == "text" and self.head_scoring is None:  # the text head's rows are embeddings: cosine
+            self.head_scoring = "cosine"
         if self.head_scoring is None:  # a config saved before `head_scoring`: a logit scale meant cosine scoring
             self.head_scoring = "linear" if self.logit_scale_init_value is None else "cosine"
         check_choice("BertMapConfig: head_scoring", self.head_scoring, HEAD_SCORINGS)
-        if self.head_scoring == "cosine" and self.head != "labels":
-            raise ValueError("BertMapConfig: head_scoring='cosine' applies to head='labels' only")
+        if self.head_scoring == "cosine" and self.head == "vocab":
+            raise ValueError("BertMapConfig: head_scoring='cosine' applies to head='labels' or 'text' only")
+        if self.head == "text" and self.head_scoring != "cosine":
+            raise ValueError("BertMapConfig: head='text' scores by cosine (head_scoring='cosine')")
+        if self.label_refresh_steps is None:
+            self.label_refresh_steps = LABEL_REFRESH_STEPS
+        if self.label_text_length < 1 or self.label_refresh_steps < 0 or (self.label_gradient_words or 0) < 0:
+            raise ValueError("BertMapConfig: label_text_length must be >= 1, label_refresh_steps and "
+                             f"label_gradient_words >= 0; got {self.label_text_length}, {self.label_refresh_steps} "
+                             f"and {self.label_gradient_words}")
         if self.head_scoring == "cosine" and self.logit_scale_init_value is None:
             self.logit_scale_init_value = LOGIT_SCALE_INIT
         # The vocabulary head reuses the input word embeddings as its projection.

@@ -32,8 +32,10 @@ BUILTIN_DATA = Path(__file__).parent / "resources" / "wordnet_attributes.tsv"
 # Hand-written informal phrases (slang, intensifiers, hedges, negation, misspellings, multi-word) with gold words
 # from the built-in label set: for evaluation only, never trained on.
 INFORMAL_EVAL_DATA = Path(__file__).parent / "resources" / "informal_eval.tsv"
+# The built-in output words' WordNet definitions (`--label_descriptions wordnet`), from the attribute synsets.
+WORDNET_GLOSSES = Path(__file__).parent / "resources" / "wordnet_glosses.tsv"
 SPLITS = ("train", "validation", "test")
-CACHE_VERSION = 2  # bump when preprocessing changes
+CACHE_VERSION = 3  # bump when preprocessing changes
 
 # Modifiers for training-time augmentation. Negation and hedges keep the attribute: "not very warm" is still
 # about temperature.
@@ -44,7 +46,15 @@ MODIFIERS = (
 )
 
 
-MISSPELT_MAX_WORDS = 5  # longer phrases (definitions) get no misspelt copy
+MISSPELT_MAX_WORDS = 5  # longer phrases (definitions) get no misspelt copy or re-spelt copy
+# Intensifiers and hedges of informal writing (`--slang`): "X af", "hella X", "lowkey X".
+SLANG_MODIFIERS = (
+    "{} af", "hella {}", "lowkey {}", "mega {}", "totally {}", "kinda {}", "sorta {}", "mad {}", "crazy {}",
+    "real {}", "{} as heck", "{} as hell", "super duper {}", "soooo {}", "v {}", "def {}", "lowkey kinda {}",
+)
+# Endings people put on a clipped or whole word (`comfy`, `cutie`, `weirdo`, `preggers`).
+SLANG_ENDINGS = ("y", "ie", "o", "ers")
+VOWELS = "aeiou"
 
 
 class DataValidationError(ValueError):
@@ -348,19 +358,55 @@ def misspell(phrase: str, rng: random.Random) -> str | None:
     return " ".join(words)
 
 
+def respell(phrase: str, rng: random.Random) -> str | None:
+    """The longest word of `phrase` written as people stretch, shorten or re-spell it on purpose: letters
+    stretched (`long -> loooong`, `big -> biiig`), inner vowels dropped (`light -> lght`), or a clipped or whole word
+    with a slang ending (`comfortable -> comfy`, `weird -> weirdo`, `cute -> cutie`); None if no word has 3+
+    letters."""
+    words = phrase.split(" ")
+    i = max(range(len(words)), key=lambda j: len(words[j]))
+    word = words[i]
+    if len(word) < 3 or not word.isalpha():
+        return None
+    edit = rng.choice(("stretch", "stretch", "drop_vowels", "ending"))
+    vowels = [j for j, letter in enumerate(word) if letter in VOWELS + "y" and j > 0]
+    if edit == "drop_vowels" and len(word) >= 5 and len(vowels) < len(word) - 2:
+        word = word[0] + "".join(c for c in word[1:-1] if c not in VOWELS) + word[-1]
+    elif edit == "ending":
+        # the first syllable and the consonants after it (`comf`, `exp`), else the whole word
+        start = next((j for j, c in enumerate(word) if c in VOWELS), 0)
+        end = next((j for j in range(start, len(word)) if word[j] not in VOWELS), len(word))
+        end = next((j for j in range(end, len(word)) if word[j] in VOWELS), len(word))
+        if 3 <= end < len(word) - 1 and rng.random() < 0.5:
+            word = word[:end] + rng.choice(SLANG_ENDINGS)
+        else:
+            word = word.rstrip("ey") + rng.choice(SLANG_ENDINGS[:3])
+    else:
+        j = rng.choice(vowels) if vowels else len(word) - 1
+        word = word[:j] + word[j] * rng.randint(3, 5) + word[j + 1:]
+    if word == words[i]:
+        return None
+    words[i] = word
+    return " ".join(words)
+
+
 def augment(dataset: Dataset, copies: int, seed: int, misspellings: float = 0.0, comparatives: bool = False,
-            held_out: frozenset[str] = frozenset()) -> Dataset:
+            held_out: frozenset[str] = frozenset(), respellings: float = 0.0, slang: float = 0.0) -> Dataset:
     """Add training rows with the same targets as their source phrase:
 
     - `copies` per phrase with a random modifier in front ("very X", "kind of X", "not very X", ...);
     - with `comparatives`, the `-er` form of each short one-word phrase (`bigger`, `smellier`);
     - a misspelt copy of a `misspellings` share of the phrases of at most `MISSPELT_MAX_WORDS` words (`hevy`;
-      one typo in a sentence-long definition leaves the same definition, and would only lengthen the epoch).
+      one typo in a sentence-long definition leaves the same definition, and would only lengthen the epoch);
+    - a re-spelt copy (`respell`: `loooong`, `lght`, `comfy`) of a `respellings` share of those phrases;
+    - a copy with a slang intensifier or hedge (`SLANG_MODIFIERS`: `X af`, `hella X`, `lowkey X`) of a `slang`
+      share of those phrases, its word re-spelt half the time (`hella loooong`).
 
     Rows equal to a phrase in `held_out` (validation, test and evaluation phrases) or already present are left
     out, so augmentation never writes an evaluation phrase into the training data.
     """
-    if len(dataset) == 0 or (copies == 0 and misspellings == 0 and not comparatives):
+    if len(dataset) == 0 or (copies == 0 and misspellings == 0 and not comparatives and not respellings
+                             and not slang):
         return dataset
     rng = random.Random(seed)
     phrases, targets = list(dataset["phrase"]), list(dataset["targets"])
@@ -380,6 +426,16 @@ def augment(dataset: Dataset, copies: int, seed: int, misspellings: float = 0.0,
         if misspellings and rng.random() < misspellings:
             typo = misspell(phrase, rng)  # drawn for long phrases too: the random stream stays as it was
             add(typo if len(phrase.split(" ")) <= MISSPELT_MAX_WORDS else None, words)
+    # Drawn from a stream of their own, so that the copies above stay the same with or without them.
+    informal = random.Random(f"informal-{seed}")
+    for phrase, words in zip(dataset["phrase"], dataset["targets"]):
+        if len(phrase.split(" ")) > MISSPELT_MAX_WORDS:
+            continue
+        if respellings and informal.random() < respellings:
+            add(respell(phrase, informal), words)
+        if slang and informal.random() < slang:
+            base = (respell(phrase, informal) if informal.random() < 0.5 else None) or phrase
+            add(informal.choice(SLANG_MODIFIERS).format(base), words)
     return Dataset.from_dict({"phrase": phrases, "targets": targets}, features=dataset.features)
 
 
@@ -394,11 +450,29 @@ def read_label_file(path: str, lowercase: bool = True) -> list[str]:
     return words
 
 
+def read_label_descriptions(source: str, lowercase: bool = True) -> dict[str, str]:
+    """Word -> short description, from a pair file with columns `word` and `description` (any format
+    `read_pair_file` reads), or `"wordnet"` for the built-in words' WordNet glosses. Words are normalised like
+    targets; an empty cell or a word given twice is refused, naming the row."""
+    path = str(WORDNET_GLOSSES) if source == "wordnet" else source
+    rows = read_pair_file(path, ("word", "description"))
+    descriptions: dict[str, str] = {}
+    for i, (word, description) in enumerate(zip(rows["word"], rows["description"])):
+        if not (word or "").strip() or not (description or "").strip():
+            field = "word" if not (word or "").strip() else "description"
+            raise DataValidationError(f"{path}, row {i + 1}: empty {field}")
+        word = normalize_phrase(word, lowercase)
+        if word in descriptions:
+            raise DataValidationError(f"{path}, row {i + 1}: {word!r} is described twice")
+        descriptions[word] = " ".join(description.split())
+    return descriptions
+
+
 def label_list_for(head: str, train: Dataset, tokenizer: PreTrainedTokenizerBase,
                    extra: Sequence[str] = ()) -> list[str]:
-    """The output words: the sorted training targets and `extra` words (`labels` head), or the tokenizer's
-    vocabulary (`vocab`)."""
-    if head == "labels":
+    """The output words: the sorted training targets and `extra` words (`labels` and `text` heads), or the
+    tokenizer's vocabulary (`vocab`)."""
+    if head != "vocab":
         return sorted({word for words in train["targets"] for word in words} | set(extra))
     vocab = tokenizer.get_vocab()
     labels = [""] * len(vocab)
@@ -432,8 +506,8 @@ def encode_labels(splits: DatasetDict, label_names: Sequence[str]) -> DatasetDic
         unknown = {w for words in dataset["targets"] for w in words if w not in label2id}
         if unknown:
             logger.warning(
-                f"{split}: {len(unknown)} target word(s) never seen in training cannot be predicted by a 'labels' "
-                f"head and count as wrong: {sorted(unknown)[:10]}"
+                f"{split}: {len(unknown)} target word(s) that are not output words (never seen in training, not in "
+                f"--label_file) cannot be predicted and count as wrong: {sorted(unknown)[:10]}"
             )
         encoded[split] = dataset.map(
             lambda batch: {"labels": gold_lists(batch["targets"], label2id)},
@@ -506,7 +580,7 @@ def preprocess_splits(
     key = Hasher.hash([
         {split: (list(d["phrase"]), list(d["targets"])) for split, d in splits.items()},
         list(label_names), tokenizer, seed, data_args.augment_copies, data_args.misspellings, data_args.comparatives,
-        data_args.max_seq_length, CACHE_VERSION,
+        data_args.respellings, data_args.slang, data_args.max_seq_length, CACHE_VERSION,
     ])
     folder = Path(cache_root) / "hf_bertmap" / key
     if folder.is_dir() and not data_args.overwrite_cache:
@@ -514,11 +588,12 @@ def preprocess_splits(
         tokenized = load_from_disk(str(folder))
         warn_truncated(tokenized, data_args.max_seq_length)
         return tokenized
+    # No evaluation phrase enters training through augmentation, whichever data it augments.
     held_out = {phrase for split in ("validation", "test") for phrase in splits[split]["phrase"]}
-    if is_builtin(data_args):
-        held_out |= set(load_informal_eval(data_args.lowercase)["phrase"])
+    held_out |= set(load_informal_eval(data_args.lowercase)["phrase"])
     train = augment(splits["train"], data_args.augment_copies, seed, misspellings=data_args.misspellings,
-                    comparatives=data_args.comparatives, held_out=frozenset(held_out))
+                    comparatives=data_args.comparatives, held_out=frozenset(held_out),
+                    respellings=data_args.respellings, slang=data_args.slang)
     splits = DatasetDict(dict(splits, train=train))
     tokenized = tokenize_splits(encode_labels(splits, label_names), tokenizer, data_args.max_seq_length,
                                 num_proc=data_args.preprocessing_num_workers)

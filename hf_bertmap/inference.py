@@ -8,7 +8,7 @@ import numbers
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 import torch
@@ -222,9 +222,11 @@ class WordMapper:
             return api.upload_folder(repo_id=repo_id, folder_path=folder, revision=revision,
                                      commit_message=commit_message, create_pr=create_pr)
 
-    def add_labels(self, words: list[str]) -> list[str]:
+    def add_labels(self, words: list[str], descriptions: Mapping[str, str] | None = None) -> list[str]:
         """Make `words` output words at once, without retraining: each is scored by how close a phrase's embedding
-        is to the embedding of the word itself (see `BertForWordMapping.add_labels`).
+        is to the embedding of the word's text (see `BertForWordMapping.add_labels`): the word itself, or the
+        word and its entry in `descriptions` (word -> a short definition). With `head="text"` that embedding is
+        the word's real row, as for the words it was trained on.
 
         Words are normalised like phrases; those already in the label set are skipped. Returns the words added.
         `save_pretrained`/`push_to_hub` keep them.
@@ -235,9 +237,38 @@ class WordMapper:
         for word in self.decoding.normalize(words, what="word"):
             if word not in self.model.config.label2id and word not in new:
                 new.append(word)
-        if new:
-            self.model.add_labels(new, self.embed(new))
+        if not new:
+            return new
+        texts = self.word_texts(new, descriptions)
+        if self.model.config.head == "text":
+            tokens = self.tokenize_word_texts(texts)
+            with torch.inference_mode():
+                was_training = self.model.training
+                rows = self.model.eval().pool(*tokens).float()
+                self.model.train(was_training)
+            self.model.add_labels(new, rows, tokens)
+        else:
+            self.model.add_labels(new, self.embed(texts, normalized=True))
         return new
+
+    def word_texts(self, words: Sequence[str], descriptions: Mapping[str, str] | None = None) -> list[str]:
+        """What the encoder reads for each output word: `"word: description"` where `descriptions` has the word,
+        else the word; normalised like phrases."""
+        descriptions = descriptions or {}
+        return self.decoding.normalize([f"{w}: {descriptions[w]}" if descriptions.get(w) else w for w in words])
+
+    def tokenize_word_texts(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input_ids, attention_mask) of the words' texts, padded and cut to `config.label_text_length` tokens."""
+        tokens = self.tokenizer(texts, padding="max_length", truncation=True,
+                                max_length=self.model.config.label_text_length, return_tensors="pt")
+        return tokens["input_ids"].to(self.model.device), tokens["attention_mask"].to(self.model.device)
+
+    def set_word_texts(self, descriptions: Mapping[str, str] | None = None) -> None:
+        """Give a text head (`head="text"`) its words' texts, the words alone or with their `descriptions`, and
+        encode its rows from them."""
+        tokens = self.tokenize_word_texts(self.word_texts(self.words, descriptions))
+        self.model.classifier.set_texts(*tokens)
+        self.model.encode_word_rows()
 
     def memorize(self, phrases: list[str], targets: list[str] | list[list[str]], weight: float | None = None,
                  replace: bool = False) -> None:

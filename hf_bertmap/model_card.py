@@ -195,9 +195,14 @@ class BertMapCardData(CardData):
             "frozen encoder layers": model_args.freeze_layers, "head rows fixed": model_args.freeze_head,
             "head initialised from label names": model_args.init_head_from_label_names,
             "modifier copies": data_args.augment_copies,
-            "misspelt copies": data_args.misspellings, "comparatives": data_args.comparatives,
+            "misspelt copies": data_args.misspellings, "re-spelt copies": data_args.respellings,
+            "slang copies": data_args.slang, "comparatives": data_args.comparatives,
             "max_seq_length": data_args.max_seq_length,
         }
+        if config.head == "text":
+            hyperparameters["word rows encoded anew every"] = f"{config.label_refresh_steps} steps"
+        if data_args.label_descriptions:  # a file's name, never its path
+            hyperparameters["word descriptions"] = os.path.basename(data_args.label_descriptions)
         card_data = cls(data_counts=data_counts, hyperparameters=hyperparameters, base_model=base_model,
                         license=model_args.license, language=model_args.language, widget=list(EXAMPLE_PHRASES))
         if not is_builtin(data_args):

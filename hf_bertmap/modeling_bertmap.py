@@ -1,5 +1,6 @@
 """BertForWordMapping: encoder -> one pooled embedding -> a head scoring the output words (`LabelHead` over a
-closed set of words, `VocabHead` over the encoder's vocabulary).
+closed set of words, `TextHead` over words known by the encoder's embedding of their text, `VocabHead` over the
+encoder's vocabulary).
 
 This file is copied next to the weights by `save_pretrained` and must import nothing from `hf_bertmap` but its
 configuration and decoding step, relatively.
@@ -39,6 +40,14 @@ def soft_cross_entropy(logits: torch.Tensor, gold: torch.Tensor) -> torch.Tensor
     return per_row[has_gold].mean()
 
 
+def cosine_logits(pooled: torch.Tensor, rows: torch.Tensor, logit_scale: torch.Tensor,
+                  bias: torch.Tensor) -> torch.Tensor:
+    """exp(logit_scale) * cos(pooled, row) + bias, as CLIP scores text against images: (batch, hidden) pooled
+    embeddings and (num_labels, hidden) rows -> (batch, num_labels) logits."""
+    cosines = nn.functional.linear(nn.functional.normalize(pooled, dim=-1), nn.functional.normalize(rows, dim=-1))
+    return logit_scale.exp() * cosines + bias
+
+
 class LabelHead(nn.Module):
     """The output layer over a closed set of words (`head="labels"`): one row and one bias per word of
     `config.id2label`.
@@ -61,9 +70,7 @@ class LabelHead(nn.Module):
         """(batch, hidden) pooled embeddings -> (batch, num_labels) logits."""
         if self.logit_scale is None:
             return nn.functional.linear(pooled, self.weight, self.bias)
-        rows = nn.functional.normalize(self.weight, dim=-1)  # (num_labels, hidden)
-        cosines = nn.functional.linear(nn.functional.normalize(pooled, dim=-1), rows)
-        return self.logit_scale.exp() * cosines + self.bias
+        return cosine_logits(pooled, self.weight, self.logit_scale, self.bias)
 
     @torch.no_grad()
     def initialize_from(self, embeddings: torch.Tensor) -> None:
@@ -91,6 +98,83 @@ class LabelHead(nn.Module):
         rows = rows * weight.norm(dim=-1).mean()
         self.weight = nn.Parameter(torch.cat([weight, rows]), requires_grad=weight.requires_grad)
         self.bias = nn.Parameter(torch.cat([bias, bias.mean().expand(len(rows))]), requires_grad=bias.requires_grad)
+
+
+class TextHead(nn.Module):
+    """The output layer over words known by their text (`head="text"`): each word's row is the encoder's own pooled
+    embedding of its text (the word, or the word and a short description: `"smell: any property detected by the
+    olfactory system"`), scored by cosine with a learned scale; plus, as a `LabelHead` scores, a learned row
+    (`weight`, zero at the start) times the pooled embedding and a bias per word:
+
+        logits = exp(logit_scale) * cos(pooled, rows) + pooled @ weight.T + bias
+
+    A word's score starts from its meaning as the encoder reads it, and its learned row adds what its examples
+    teach beyond it: a word with few or no training phrases, or one added later (its learned row zero), is scored by
+    what it means. `freeze` keeps the learned rows at zero: words scored by their text alone. The words' tokenised texts
+    (`text_ids`, `text_mask`) and their current rows (`rows`) are saved with the model, so serving scores against
+    the stored rows at the cost of a `LabelHead`, and ONNX exports them as constants. `BertForWordMapping`
+    encodes the rows: the batch's gold words with gradients at each training step, all of them every
+    `config.label_refresh_steps` steps and before the model is evaluated or saved after training.
+    """
+
+    def __init__(self, config: BertMapConfig):
+        super().__init__()
+        num_labels, hidden_size = config.num_labels, config.encoder_config.hidden_size
+        self.register_buffer("text_ids", torch.zeros(num_labels, config.label_text_length, dtype=torch.long))
+        self.register_buffer("text_mask", torch.zeros(num_labels, config.label_text_length, dtype=torch.long))
+        self.register_buffer("rows", torch.zeros(num_labels, hidden_size))  # (num_labels, hidden)
+        self.weight = nn.Parameter(torch.zeros(num_labels, hidden_size))  # learned on top of the text's row
+        self.bias = nn.Parameter(torch.empty(num_labels))
+        self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init_value)))
+        self.stale = False  # whether training moved the encoder since the rows were encoded
+        self.steps_since_refresh = 0
+
+    def forward(self, pooled: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, hidden) pooled embeddings -> (batch, num_labels) logits against the stored rows, or `rows`."""
+        text_scores = cosine_logits(pooled, self.rows if rows is None else rows, self.logit_scale, self.bias)
+        return text_scores + nn.functional.linear(pooled, self.weight)
+
+    def freeze(self) -> None:
+        """Keep the learned rows and the biases as they are (zero, from the start): words are scored by their text
+        alone, and only the encoder and the scale learn."""
+        self.weight.requires_grad_(False)
+        self.bias.requires_grad_(False)
+
+    def texts(self, ids: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        """The tokenised texts of the words `ids`, (input_ids, attention_mask), cut to their longest."""
+        input_ids, attention_mask = self.text_ids[ids], self.text_mask[ids]
+        length = max(int(attention_mask.sum(dim=-1).max()), 1) if len(attention_mask) else 1
+        return input_ids[:, :length], attention_mask[:, :length]
+
+    def _fit(self, tokens: torch.Tensor) -> torch.Tensor:
+        """`tokens` (n, length) padded with 0 or cut to `text_ids`' length."""
+        length = self.text_ids.shape[1]
+        tokens = tokens[:, :length].to(self.text_ids.device, torch.long)
+        return nn.functional.pad(tokens, (0, length - tokens.shape[1]))
+
+    @torch.no_grad()
+    def set_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
+        """Store the words' tokenised texts (num_labels, length), in `id2label` order; `stale` until encoded."""
+        if input_ids.shape[0] != self.text_ids.shape[0]:
+            raise ValueError(f"expected {self.text_ids.shape[0]} word texts, got {input_ids.shape[0]}")
+        self.text_ids.copy_(self._fit(input_ids))
+        self.text_mask.copy_(self._fit(attention_mask))
+        self.stale = True
+
+    @torch.no_grad()
+    def append_rows(self, embeddings: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
+        """Add one word per row of `embeddings` (the pooled embedding of its text: its real row) with its tokenised
+        text and a zero learned row; each bias is the mean existing bias, so a new word competes on its meaning, not
+        on a prior."""
+        self.text_ids = torch.cat([self.text_ids, self._fit(input_ids)])
+        self.text_mask = torch.cat([self.text_mask, self._fit(attention_mask)])
+        self.rows = torch.cat([self.rows, embeddings.to(self.rows.device, self.rows.dtype)])
+        weight = self.weight
+        self.weight = nn.Parameter(torch.cat([weight, weight.new_zeros(len(embeddings), weight.shape[1])]),
+                                   requires_grad=weight.requires_grad)
+        bias = self.bias
+        self.bias = nn.Parameter(torch.cat([bias, bias.mean().expand(len(embeddings))]),
+                                 requires_grad=bias.requires_grad)
 
 
 class VocabHead(nn.Module):
@@ -139,7 +223,11 @@ class BertMapPreTrainedModel(PreTrainedModel):
 
     def _init_weights(self, module: nn.Module) -> None:
         # Sub-models (the encoder) are initialised by their own `_init_weights`; this covers the heads.
-        if isinstance(module, (LabelHead, VocabHead)):
+        if isinstance(module, TextHead):
+            init.zeros_(module.weight)
+            init.zeros_(module.bias)
+            init.constant_(module.logit_scale, self.config.logit_scale_init_value)
+        elif isinstance(module, (LabelHead, VocabHead)):
             init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
             init.zeros_(module.bias)
             if getattr(module, "logit_scale", None) is not None:
@@ -157,8 +245,9 @@ class BertForWordMapping(BertMapPreTrainedModel):
     """Maps a short phrase to one word: `fishy -> smell`, `very chonky -> size`.
 
     The phrase runs through `config.encoder_config`'s encoder, `config.pooling` takes one embedding, and the head
-    (`self.classifier`) scores it against `config.id2label` (`LabelHead`, `head="labels"`) or the whole vocabulary
-    (`VocabHead`, `head="vocab"`).
+    (`self.classifier`) scores it against `config.id2label` (`LabelHead`, `head="labels"`; `TextHead`,
+    `head="text"`, rows encoded from the words' texts by the same encoder) or the whole vocabulary (`VocabHead`,
+    `head="vocab"`).
     `forward` is a plain classifier; `model.decoding` (a `WordMappingDecoder`, like a language model's
     `generation_config`) is how its logits become words, loaded and saved with the model but never used by
     `forward`.
@@ -180,6 +269,8 @@ class BertForWordMapping(BertMapPreTrainedModel):
         self.dropout = nn.Dropout(config.classifier_dropout)
         if config.head == "labels":
             self.classifier = LabelHead(config)
+        elif config.head == "text":
+            self.classifier = TextHead(config)
         else:
             word_embeddings = self.encoder.get_input_embeddings()
             vocab_size, embedding_size = word_embeddings.weight.shape
@@ -225,7 +316,10 @@ class BertForWordMapping(BertMapPreTrainedModel):
         """
         kwargs.pop("num_items_in_batch", None)
         embedding = self.pool(input_ids, attention_mask, token_type_ids=token_type_ids, **kwargs)  # (batch, hidden)
-        logits = self.classifier(self.dropout(embedding))  # (batch, num_labels)
+        if isinstance(self.classifier, TextHead):
+            logits = self._score_words_by_text(self.dropout(embedding), labels)
+        else:
+            logits = self.classifier(self.dropout(embedding))  # (batch, num_labels)
 
         loss = None
         if labels is not None:
@@ -233,12 +327,52 @@ class BertForWordMapping(BertMapPreTrainedModel):
             loss = soft_cross_entropy(logits, gold)
         return WordMappingOutput(loss=loss, logits=logits, pooled_output=embedding)
 
-    def label_head(self, purpose: str) -> LabelHead:
-        """The `LabelHead`, for what only it can do (`initialize_from`, `freeze`, `append_rows`); `purpose` names
-        the caller in the error for the vocabulary head, which has every token already, tied to the embeddings."""
-        if not isinstance(self.classifier, LabelHead):
-            raise ValueError(f"{purpose} applies to head='labels' only; head={self.config.head!r} outputs the "
-                             "vocabulary through the tied word embeddings")
+    def _score_words_by_text(self, pooled: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The `TextHead`'s logits. Outside training, against the stored rows (encoded anew first if training moved
+        the encoder since). In a training step, the batch's gold words' rows (at most
+        `config.label_gradient_words` of them) are encoded with gradients, so the encoder learns to place a word's
+        text where its phrases are, and all rows are encoded anew every `config.label_refresh_steps` steps."""
+        head = self.classifier
+        if not self.training:
+            if head.stale:
+                self.encode_word_rows()
+            return head(pooled)
+        refresh_steps = self.config.label_refresh_steps
+        if refresh_steps and head.steps_since_refresh >= refresh_steps:
+            self.encode_word_rows()
+        head.stale, head.steps_since_refresh = True, head.steps_since_refresh + 1
+        rows = head.rows
+        if labels is not None and torch.is_grad_enabled():
+            gold = labels[labels >= 0].unique().to(rows.device)
+            limit = self.config.label_gradient_words
+            if limit is not None and len(gold) > limit:
+                gold = gold[torch.randperm(len(gold), device=gold.device)[:limit]]
+            if len(gold):
+                rows = rows.index_copy(0, gold, self.pool(*head.texts(gold)).to(rows.dtype))
+        return head(pooled, rows)
+
+    @torch.no_grad()
+    def encode_word_rows(self, batch_size: int = 256) -> None:
+        """Encode every `TextHead` row anew from its word's text with the current encoder (in eval mode)."""
+        head = self.classifier
+        if not isinstance(head, TextHead):
+            raise ValueError(f"encode_word_rows applies to head='text' only, not head={self.config.head!r}")
+        was_training = self.training
+        self.eval()
+        for start in range(0, len(head.rows), batch_size):
+            ids = slice(start, start + batch_size)
+            head.rows[ids] = self.pool(*head.texts(ids)).to(head.rows.dtype)
+        self.train(was_training)
+        head.stale, head.steps_since_refresh = False, 0
+
+    def label_head(self, purpose: str, text: bool = False) -> "LabelHead | TextHead":
+        """The `LabelHead`, for what only it can do (`initialize_from`); with `text`, a `TextHead` too (`freeze`).
+        `purpose` names the caller in the error for the other heads, whose rows are the encoder's embeddings."""
+        if not isinstance(self.classifier, (LabelHead, TextHead) if text else LabelHead):
+            rows = ("are the encoder's embeddings of the words' texts" if self.config.head == "text"
+                    else "are the encoder's word embeddings, tied")
+            heads = "head='labels' or 'text'" if text else "head='labels'"
+            raise ValueError(f"{purpose} applies to {heads} only; the rows of head={self.config.head!r} {rows}")
         return self.classifier
 
     def freeze_encoder_layers(self, num_layers: int) -> None:
@@ -259,16 +393,26 @@ class BertForWordMapping(BertMapPreTrainedModel):
         for param in self.encoder.parameters():
             param.requires_grad = num_layers == 0 or id(param) in trained
 
-    def add_labels(self, names: list[str], embeddings: torch.Tensor) -> None:
-        """Append output words `names` without training (`LabelHead.append_rows` with `embeddings`, one row per name:
-        the pooled embedding of the word's own text) and write them into `id2label`/`label2id`."""
-        head = self.label_head("add_labels")
+    def add_labels(self, names: list[str], embeddings: torch.Tensor,
+                   texts: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        """Append output words `names` without training and write them into `id2label`/`label2id`: one row per name
+        of `embeddings`, the pooled embedding of the word's own text. A `LabelHead` points a new row that way
+        (`LabelHead.append_rows`); a `TextHead` takes it as the word's row and also needs the tokenised `texts`
+        (input_ids, attention_mask) it was encoded from, to encode it anew after training."""
         if embeddings.shape[0] != len(names):
             raise ValueError(f"expected {len(names)} rows of label embeddings, got {embeddings.shape[0]}")
         clashes = sorted(set(names) & set(self.config.label2id)) + sorted({n for n in names if names.count(n) > 1})
         if clashes:
             raise ValueError(f"add_labels: already output words or given twice: {clashes}")
-        head.append_rows(embeddings)
+        if isinstance(self.classifier, TextHead):
+            if texts is None:
+                raise ValueError("add_labels: a text head needs the new words' tokenised texts")
+            self.classifier.append_rows(embeddings, *texts)
+        elif isinstance(self.classifier, LabelHead):
+            self.classifier.append_rows(embeddings)
+        else:
+            raise ValueError("add_labels applies to head='labels' or 'text'; head='vocab' outputs every token of the "
+                             "vocabulary already")
         labels = [self.config.id2label[i] for i in range(self.config.num_labels)] + list(names)
         self.config.id2label = dict(enumerate(labels))
         self.config.label2id = {label: i for i, label in enumerate(labels)}
@@ -303,10 +447,12 @@ class BertForWordMapping(BertMapPreTrainedModel):
             pipeline_module = WordMappingPipeline.__module__.split(".")[-1]
             self.config.custom_pipelines = {"word-mapping": {
                 "impl": f"{pipeline_module}.{WordMappingPipeline.__name__}", "pt": ["AutoModel"], "type": "text"}}
+        if isinstance(self.classifier, TextHead) and self.classifier.stale:
+            self.encode_word_rows()  # the saved rows are those of the saved encoder
         result = super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
             self.decoding.save_pretrained(save_directory)
         return result
 
 
-__all__ = ["BertForWordMapping", "BertMapPreTrainedModel", "LabelHead", "VocabHead", "WordMappingOutput"]
+__all__ = ["BertForWordMapping", "BertMapPreTrainedModel", "LabelHead", "TextHead", "VocabHead", "WordMappingOutput"]

@@ -18,6 +18,7 @@ from transformers import (
     AutoTokenizer,
     EarlyStoppingCallback,
     HfArgumentParser,
+    PreTrainedModel,
     TrainerCallback,
     set_seed,
 )
@@ -33,6 +34,7 @@ from .data import (
     label_list_for,
     load_splits,
     preprocess_splits,
+    read_label_descriptions,
     read_label_file,
 )
 from .decoding_bertmap import DecodingConfig, WordMappingDecoder
@@ -90,8 +92,9 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Ber
         logger.info(f"Training the top {num_layers - model_args.freeze_layers} of the encoder's {num_layers} layers "
                     "and the head")
     if training_args.do_train and model_args.freeze_head:
-        mapper.model.label_head("--freeze_head").freeze()
-        logger.info(f"The head's {config.num_labels} rows stay at the label names' embeddings")
+        mapper.model.label_head("--freeze_head", text=True).freeze()
+        logger.info(f"The head's {config.num_labels} rows stay at the label names' embeddings"
+                    if config.head == "labels" else "Words are scored by their text alone (no learned rows)")
     label_names = mapper.words
     data_counts = describe_splits(splits)
     logger.info(f"Data: {data_counts}; {len(label_names)} output words")
@@ -174,63 +177,84 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Ber
 def load_mapper(model_args: ModelArguments, data_args: DataArguments, splits: datasets.DatasetDict,
                 do_train: bool) -> WordMapper:
     """The model to train or evaluate, its tokenizer and decoding step: a bertmap checkpoint as saved (its memory
-    dropped when training moves its encoder), or a new head over the training targets on a backbone encoder. The
-    head's defaults (`ModelArguments.resolve_head_defaults`) are resolved here, once the output words are known."""
+    dropped when training moves its encoder), or a new head over the training targets on a backbone encoder or on
+    the encoder of a bertmap checkpoint whose words do not cover them. The head's defaults
+    (`ModelArguments.resolve_head_defaults`) are resolved here, once the output words are known."""
     path = resolve_backbone(model_args.model_name_or_path)
     hub_kwargs = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token}
     tokenizer = AutoTokenizer.from_pretrained(
         resolve_backbone(model_args.tokenizer_name) if model_args.tokenizer_name else path,
         trust_remote_code=model_args.trust_remote_code, **hub_kwargs)
     config = AutoConfig.from_pretrained(path, trust_remote_code=model_args.trust_remote_code, **hub_kwargs)
+    descriptions = (read_label_descriptions(data_args.label_descriptions, data_args.lowercase)
+                    if data_args.label_descriptions else None)
+    encoder = None
     if config.model_type == BertMapConfig.model_type:
         if data_args.label_file is not None:
             raise ValueError(f"--label_file gives a new head its output words; {model_args.model_name_or_path} is a "
                              "bertmap model with its own (add words to it with WordMapper.add_labels)")
         model = BertForWordMapping.from_pretrained(path, **hub_kwargs)
-        model_args.resolve_head_defaults(model.config.encoder_config.num_hidden_layers, model.config.head,
-                                         model.config.num_labels)
-        if do_train:  # stale once training moves the encoder; fitted anew after training
-            model.decoding.memory = None
-        if model.config.head == "vocab":
-            check_vocab_targets(splits, tokenizer)
-        return WordMapper(model, tokenizer, source_folder=path if os.path.isdir(path) else None)
-
-    if not do_train:
+        unknown = sorted({w for words in splits["train"]["targets"] for w in words} - set(model.config.label2id))
+        if not (do_train and unknown):
+            model_args.resolve_head_defaults(model.config.encoder_config.num_hidden_layers, model.config.head,
+                                             model.config.num_labels)
+            if do_train:  # stale once training moves the encoder; fitted anew after training
+                model.decoding.memory = None
+            if model.config.head == "vocab":
+                check_vocab_targets(splits, tokenizer)
+            mapper = WordMapper(model, tokenizer, source_folder=path if os.path.isdir(path) else None)
+            if descriptions is not None and model.config.head == "text":
+                mapper.set_word_texts(descriptions)
+            return mapper
+        logger.warning(f"{model_args.model_name_or_path} has {model.config.num_labels} output words, not the "
+                       f"training targets {unknown[:5]}{' ...' if len(unknown) > 5 else ''}: a new head over the "
+                       f"training targets on its encoder (pooling {model.config.pooling!r})")
+        encoder, model_args.pooling = model.encoder, model.config.pooling
+    elif not do_train:
         raise ValueError(f"--do_train false evaluates a trained model: {model_args.model_name_or_path} is not a "
                          "bertmap model (its config's model_type is not 'bertmap')")
     if model_args.head == "vocab":
         check_vocab_targets(splits, tokenizer)
-    if data_args.label_file is not None and model_args.head != "labels":
-        raise ValueError("--label_file lists output words of --head labels; --head vocab outputs the vocabulary")
+    if data_args.label_file is not None and model_args.head == "vocab":
+        raise ValueError("--label_file lists output words of --head labels or text; --head vocab outputs the "
+                         "vocabulary")
     extra = read_label_file(data_args.label_file, data_args.lowercase) if data_args.label_file else ()
     label_names = label_list_for(model_args.head, splits["train"], tokenizer, extra)
-    model_args.resolve_head_defaults(config.num_hidden_layers, model_args.head, len(label_names))
-    model = build_model(model_args, label_names, path, hub_kwargs)
+    if encoder is None:
+        encoder = AutoModel.from_pretrained(path, trust_remote_code=model_args.trust_remote_code, **hub_kwargs)
+    model_args.resolve_head_defaults(encoder.config.num_hidden_layers, model_args.head, len(label_names))
+    model = build_model(model_args, label_names, encoder)
     model.decoding = WordMappingDecoder(DecodingConfig(min_score=model_args.min_score,
                                                       max_length=data_args.max_seq_length,
                                                       lowercase=data_args.lowercase))
     mapper = WordMapper(model, tokenizer)
-    if model_args.init_head_from_label_names:
+    if descriptions is not None:
+        described = sum(word in descriptions for word in label_names)
+        logger.info(f"{described} of the {len(label_names)} output words have a description")
+    if model_args.head == "text":
+        mapper.set_word_texts(descriptions)
+    elif model_args.init_head_from_label_names:
         mapper.model.label_head("--init_head_from_label_names").initialize_from(
-            mapper.embed(label_names, normalized=True))
+            mapper.embed(mapper.word_texts(label_names, descriptions), normalized=True))
     return mapper
 
 
-def build_model(model_args: ModelArguments, label_names: list[str], path: str, hub_kwargs: dict) -> BertForWordMapping:
-    """A fresh word mapper on the pretrained encoder at `path`, with `label_names` as its output words."""
-    encoder = AutoModel.from_pretrained(path, trust_remote_code=model_args.trust_remote_code, **hub_kwargs)
+def build_model(model_args: ModelArguments, label_names: list[str], encoder: PreTrainedModel) -> BertForWordMapping:
+    """A fresh word mapper on the pretrained `encoder`'s weights, with `label_names` as its output words."""
     config = BertMapConfig(
         encoder_config=encoder.config.to_dict(),
         pooling=model_args.pooling,
         head=model_args.head,
         head_scoring=model_args.head_scoring,
+        label_refresh_steps=model_args.label_refresh_steps,
+        label_gradient_words=model_args.label_gradient_words,
         classifier_dropout=model_args.classifier_dropout,
         id2label=dict(enumerate(label_names)),
     )
     model = BertForWordMapping(config)
     missing, unexpected = model.encoder.load_state_dict(encoder.state_dict(), strict=False)
     if missing:
-        raise RuntimeError(f"{path}: the encoder's weights lack {missing}")
+        raise RuntimeError(f"{encoder.name_or_path}: the encoder's weights lack {missing}")
     if unexpected:  # e.g. BERT's pooler when pooling != "pooler"
         logger.info(f"Encoder weights not used by pooling={config.pooling!r}: {unexpected}")
     model.tie_weights()

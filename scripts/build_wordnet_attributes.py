@@ -1,4 +1,5 @@
-"""Rebuild `hf_bertmap/resources/wordnet_attributes.tsv` and `wordnet_labels.tsv` from WordNet 3.0.
+"""Rebuild `hf_bertmap/resources/wordnet_attributes.tsv`, `wordnet_labels.tsv` and `wordnet_glosses.tsv` from
+WordNet 3.0.
 
 Run once (the outputs are committed):
 
@@ -28,7 +29,9 @@ Each attribute synset is written as one everyday word (`wordnet_labels.tsv` list
 single-word lemma most frequent in English by `wordfreq` (`olfactory_property.n.01 -> smell`, `stature.n.02
 -> height`), ties to the head lemma, unless `scripts/everyday_words.tsv` overrides it with a reason
 (`worthiness.n.01 -> value`, `hue.n.01 -> color`). Synsets given the same word are merged into one output word;
-the pairs keep their synset id.
+the pairs keep their synset id. `wordnet_glosses.tsv` gives each output word its synsets' definitions, `; `-joined
+(`smell: the sensation that results when olfactory receptors in the nose are stimulated by particular chemicals in
+gaseous form`), for `train.py --label_descriptions wordnet`.
 """
 
 import argparse
@@ -252,6 +255,16 @@ def held_out_phrases() -> set[str]:
         return {row["phrase"] for row in csv.DictReader(f, delimiter="\t")} | set(HELD_OUT_EXAMPLES)
 
 
+def word_glosses(wn, labels: list[dict]) -> list[dict]:
+    """Each output word with its attribute synsets' definitions, `; `-joined in the labels' order."""
+    glosses: dict[str, list[str]] = defaultdict(list)
+    for label in labels:
+        definition = wn.synset(label["synset"]).definition()
+        if definition not in glosses[label["word"]]:
+            glosses[label["word"]].append(definition)
+    return [{"word": word, "description": "; ".join(definitions)} for word, definitions in sorted(glosses.items())]
+
+
 def write_tsv(path: Path, rows: list[dict], fields: list[str]) -> None:
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, delimiter="\t", lineterminator="\n")
@@ -265,11 +278,14 @@ def main() -> None:
     parser.add_argument("--output_dir", default=str(DEFAULT_OUTPUT_DIR))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work_dir:
-        rows, labels = build(open_wordnet(args.wordnet_dir, work_dir), read_overrides(), read_everyday_pairs())
+        wn = open_wordnet(args.wordnet_dir, work_dir)
+        rows, labels = build(wn, read_overrides(), read_everyday_pairs())
+        glosses = word_glosses(wn, labels)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_tsv(output_dir / "wordnet_attributes.tsv", rows, ["phrase", "target", "synset", "source"])
     write_tsv(output_dir / "wordnet_labels.tsv", labels, ["synset", "word", "rule", "lemmas", "reason"])
+    write_tsv(output_dir / "wordnet_glosses.tsv", glosses, ["word", "description"])
     counts = defaultdict(int)
     for row in rows:
         counts[row["source"]] += 1

@@ -44,7 +44,7 @@ def test_non_bert_encoder_configs_survive_the_round_trip(tmp_path):
     ("kwargs", "message"),
     [
         ({"pooling": "max"}, "pooling: unknown value 'max'; choose one of mean, cls, pooler"),
-        ({"head": "mlp"}, "head: unknown value 'mlp'; choose one of labels, vocab"),
+        ({"head": "mlp"}, "head: unknown value 'mlp'; choose one of labels, text, vocab"),
         ({"head_scoring": "dot"}, "head_scoring: unknown value 'dot'; choose one of linear, cosine"),
     ],
 )

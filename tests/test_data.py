@@ -13,6 +13,7 @@ from hf_bertmap.configuration_bertmap import normalize_phrase
 from hf_bertmap.data import (
     BUILTIN_DATA,
     MODIFIERS,
+    SLANG_MODIFIERS,
     DataValidationError,
     WordMappingCollator,
     augment,
@@ -27,6 +28,7 @@ from hf_bertmap.data import (
     preprocess_splits,
     read_label_file,
     read_pair_file,
+    respell,
     split_by_phrase,
     tokenize_splits,
     validate_pairs,
@@ -219,12 +221,40 @@ def test_misspelling_changes_one_letter_of_the_longest_word_and_keeps_its_first(
     assert misspell("red", rng) is None
 
 
+def test_respelling_stretches_shortens_or_reends_the_longest_word_as_people_do():
+    rng = random.Random(0)
+    seen = {respell("very comfortable", rng) for _ in range(200)}
+    assert all(phrase.startswith("very ") for phrase in seen) and "very comfortable" not in seen
+    words = {phrase.split(" ")[1] for phrase in seen}
+    assert "cmfrtble" in words  # inner vowels dropped
+    assert any("ooo" in word or "aaa" in word for word in words)  # a vowel stretched
+    assert "comfy" in words and "comfortablo" in words  # clipped or whole, with a slang ending
+    assert respell("ok", rng) is None
+
+
+def test_slang_copies_carry_an_informal_intensifier_and_leave_the_other_copies_as_they_were():
+    train = Dataset.from_dict({"phrase": ["big", "heavy", "an animal that barks at strangers in the night"],
+                               "targets": [["size"], ["weight"], ["dog"]]})
+    plain = augment(train, copies=1, seed=0, misspellings=1.0)
+    informal = augment(train, copies=1, seed=0, misspellings=1.0, respellings=1.0, slang=1.0)
+    assert list(informal["phrase"][: len(plain)]) == list(plain["phrase"])
+    added = dict(zip(informal["phrase"][len(plain):], informal["targets"][len(plain):]))
+    assert len(added) == 4  # a re-spelt and a slang copy of each short phrase; none of the definition
+    templates = [template.split("{}") for template in SLANG_MODIFIERS]
+    slang = [p for p in added if any(p.startswith(a) and p.endswith(b) and p != a + b for a, b in templates)]
+    assert len(slang) == 2 and all(added[p] == (["size"] if "b" in p.replace("barks", "") else ["weight"])
+                                   for p in slang)
+
+
 def test_augmentation_never_writes_a_held_out_phrase():
     train = Dataset.from_dict({"phrase": ["big", "heavy"] * 1, "targets": [["size"], ["weight"]]})
-    everything = augment(train, copies=len(MODIFIERS), seed=0, misspellings=1.0, comparatives=True)
+    everything = augment(train, copies=len(MODIFIERS), seed=0, misspellings=1.0, comparatives=True,
+                         respellings=1.0, slang=1.0)
     assert "bigger" in everything["phrase"] and "very big" in everything["phrase"]
-    held_out = frozenset({"bigger", "very big", "heavier"})
-    guarded = augment(train, copies=len(MODIFIERS), seed=0, misspellings=1.0, comparatives=True, held_out=held_out)
+    informal = list(everything["phrase"])[-2:]  # the last re-spelt and slang copies
+    held_out = frozenset({"bigger", "very big", "heavier", *informal})
+    guarded = augment(train, copies=len(MODIFIERS), seed=0, misspellings=1.0, comparatives=True, held_out=held_out,
+                      respellings=1.0, slang=1.0)
     assert not held_out & set(guarded["phrase"])
     assert set(guarded["phrase"]) == set(everything["phrase"]) - held_out
 

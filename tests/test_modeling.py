@@ -291,7 +291,7 @@ def test_freeze_head_leaves_only_the_encoder_and_the_scale_to_learn():
 
 
 def test_cosine_scoring_is_refused_for_the_vocab_head():
-    with pytest.raises(ValueError, match="head_scoring='cosine' applies to head='labels' only"):
+    with pytest.raises(ValueError, match="head_scoring='cosine' applies to head='labels' or 'text' only"):
         BertMapConfig(head="vocab", head_scoring="cosine")
     with pytest.raises(ValueError, match="head_scoring: unknown value 'dot'; choose one of linear, cosine"):
         BertMapConfig(head_scoring="dot")
@@ -299,9 +299,9 @@ def test_cosine_scoring_is_refused_for_the_vocab_head():
 
 def test_the_vocab_head_has_no_label_rows_to_initialise_freeze_or_grow():
     model = make_model(head="vocab")
-    with pytest.raises(ValueError, match="freezing applies to head='labels' only; head='vocab' outputs the vocabulary"):
+    with pytest.raises(ValueError, match="freezing applies to head='labels' only; the rows of head='vocab' are"):
         model.label_head("freezing")
-    with pytest.raises(ValueError, match="add_labels applies to head='labels' only"):
+    with pytest.raises(ValueError, match="add_labels applies to head='labels' or 'text'"):
         model.add_labels(["flavor"], torch.randn(1, 32))
 
 

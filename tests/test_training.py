@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 from conftest import write_pairs
+from safetensors.torch import load_file
 from transformers import AutoModel
 
 from hf_bertmap import WordMapper
@@ -134,6 +135,22 @@ def test_training_continues_from_a_bertmap_checkpoint_with_its_labels(tiny_backb
         (first / "config.json").read_text())["id2label"]
 
 
+def test_a_checkpoint_with_other_words_gives_its_encoder_a_new_head_over_the_training_targets(
+        tiny_backbone, pair_files, tmp_path):
+    first = tmp_path / "first"
+    main(train_args(tiny_backbone, pair_files, first, "--num_train_epochs", "1"))
+    other = write_pairs(tmp_path / "other.csv", [("big", "bulk"), ("huge", "bulk"), ("hot", "heat"),
+                                                 ("warm", "heat"), ("cold", "heat"), ("tiny", "bulk")])
+    second = tmp_path / "second"
+    main(train_args(first, {"train": other, "validation": other, "test": other}, second, "--num_train_epochs", "1",
+                    "--learning_rate", "0", "--head_learning_rate", "0"))
+    assert WordMapper.from_pretrained(second).words == ["bulk", "heat"]
+    trained, started = (load_file(folder / "model.safetensors") for folder in (first, second))
+    key = "encoder.encoder.layer.0.attention.self.query.weight"
+    backbone = load_file(tiny_backbone / "model.safetensors")[key.removeprefix("encoder.")]
+    assert torch.equal(trained[key], started[key]) and not torch.equal(backbone, started[key])  # the first's encoder
+
+
 def test_vocab_head_trains_over_the_whole_vocabulary(tiny_backbone, pair_files, tmp_path, tokenizer):
     output = tmp_path / "vocab"
     results = main(train_args(tiny_backbone, pair_files, output, "--head", "vocab", "--num_train_epochs", "1"))
@@ -144,7 +161,7 @@ def test_vocab_head_trains_over_the_whole_vocabulary(tiny_backbone, pair_files, 
 
 @pytest.mark.parametrize(("flag", "message"), [
     (["--pooling", "max"], "--pooling: unknown value 'max'; choose one of mean, cls, pooler"),
-    (["--head", "mlp"], "--head: unknown value 'mlp'; choose one of labels, vocab"),
+    (["--head", "mlp"], "--head: unknown value 'mlp'; choose one of labels, text, vocab"),
 ])
 def test_unknown_pooling_or_head_is_refused_when_parsing(flag, message):
     with pytest.raises(ValueError, match=message):
@@ -321,8 +338,22 @@ def test_large_label_sets_get_fixed_cosine_rows_by_default():
     assert resolved("labels", 6, LARGE_LABEL_SET + 1, "--freeze_head", "false")[1:] == ("cosine", False)
     # A vocab-head checkpoint trained on with the default --head: its 30,522 tied rows are not a large label set.
     assert resolved("vocab", 12, 30_522)[1:] == ("linear", False)
-    with pytest.raises(ValueError, match="--head_scoring cosine and --freeze_head apply to --head labels only"):
+    with pytest.raises(ValueError, match="--freeze_head applies to --head labels or text only"):
         ModelArguments(head="vocab", freeze_head=True)
+    with pytest.raises(ValueError, match="--head_scoring cosine applies to --head labels or text only"):
+        ModelArguments(head="vocab", head_scoring="cosine")
+    assert resolved("text", 12, 285)[1:] == ("cosine", False)
+
+
+def test_a_text_head_is_refreshed_every_50_steps_or_only_before_use_with_a_large_label_set():
+    from hf_bertmap.arguments import LARGE_LABEL_SET, ModelArguments
+
+    small, large = ModelArguments(head="text"), ModelArguments(head="text")
+    small.resolve_head_defaults(12, "text", 285)
+    large.resolve_head_defaults(12, "text", LARGE_LABEL_SET + 1)
+    assert (small.label_refresh_steps, large.label_refresh_steps) == (50, 0)
+    with pytest.raises(ValueError, match="--head text scores by cosine"):
+        ModelArguments(head="text", head_scoring="linear")
 
 
 def test_label_file_words_become_outputs_and_a_fixed_head_keeps_their_rows(tiny_backbone, pair_files, tmp_path):
