@@ -6,6 +6,8 @@ training entirely.
     python bench/quality.py                                  # every system on the default backbone
     python bench/quality.py --systems zero_shot,embedding_knn,default --skip_add_labels   # a subset
     python bench/quality.py --smoke --backbone PATH          # a tiny run, for the test suite
+    python bench/quality.py --train_fraction 0.1             # little data: a tenth of the training adjectives
+    python bench/quality.py --systems default --variant "labels=--head labels" --skip_add_labels  # recipes compared
 
 Systems (all on the built-in WordNet data, test = 20% of adjectives, unseen in training):
 - zero_shot: the backbone's mean-pooled phrase embedding, cosine to each label name's embedding (probabilities:
@@ -19,6 +21,11 @@ Systems (all on the built-in WordNet data, test = 20% of adjectives, unseen in t
   `train.py` with the flags in SEED_DESIGN_FLAGS, trained on the single-token targets (a gold word that is not one
   token counts as a miss).
 - default: `python train.py` with no flags.
+- variants (`--variant NAME=FLAGS`, repeatable): `python train.py FLAGS`, scored like the default.
+
+`--train_fraction F` keeps a fixed share F of the training adjectives (chosen by a hash of the phrase, the same on
+every machine) for every system, with the same validation and test splits and informal set: the regime of a user
+with a small dataset.
 
 The peers need `pip install -e ".[bench]"`.
 
@@ -28,9 +35,11 @@ Prints tables and one JSON line with everything.
 import argparse
 import csv
 import dataclasses
+import hashlib
 import json
 import os
 import random
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -44,7 +53,7 @@ from hf_bertmap import WordMapper
 from hf_bertmap.arguments import DEFAULT_BACKBONE, DataArguments
 from hf_bertmap.backbones import resolve_backbone
 from hf_bertmap.calibration import fit_temperature
-from hf_bertmap.data import gold_ids, label_list_for, load_informal_eval, load_splits
+from hf_bertmap.data import gold_ids, label_list_for, load_informal_eval, load_splits, read_label_descriptions
 from hf_bertmap.metrics import gold_lists, word_mapping_scores
 from hf_bertmap.modeling_bertmap import masked_mean
 
@@ -168,11 +177,11 @@ def top_words(probabilities: torch.Tensor, labels: list[str]) -> dict[str, str]:
 
 def single_token_files(work: Path, splits, tokenizer) -> list[str]:
     """train.py flags naming train/validation files that keep only the single-token targets (the seed's vocabulary
-    head can output nothing else); phrases left with no target go, and an empty validation file is left out
-    (train.py then carves one). The test split is scored by this script on all its golds."""
+    head can output nothing else); phrases left with no target go, and an empty validation or test file is left
+    out (train.py then carves one). This script scores the test split itself, on all its golds."""
     vocab = tokenizer.get_vocab()
     flags = []
-    for split in ("train", "validation"):
+    for split in ("train", "validation", "test"):
         path = work / f"single_token_{split}.tsv"
         other = {w for words in splits[split]["targets"] for w in words if w not in vocab}
         if write_pairs(path, splits[split], other) or split == "train":
@@ -258,23 +267,27 @@ def held_out_classes(splits, count: int, seed: int = 0) -> list[str]:
 
 
 def add_labels_experiment(work: Path, splits, flags: list[str], count: int) -> dict:
-    """Train the default recipe with `count` classes removed from training, add them back by name, and score the
-    test phrases that have one of them as a gold (only the held-out golds count)."""
+    """Train a recipe (train.py `flags`) with `count` classes removed from training, add them back by name (with
+    their descriptions if the recipe reads some), and score the test phrases that have one of them as a gold (only
+    the held-out golds count)."""
     held_out = held_out_classes(splits, count)
+    work.mkdir()
     files = {}
     for split in ("train", "validation", "test"):
         files[split] = work / f"held_out_{split}.tsv"
         write_pairs(files[split], splits[split], set(held_out) if split != "test" else set())
     output = work / "held-out"
-    wall = train(output, ["--train_file", str(files["train"]), "--validation_file", str(files["validation"]),
-                          "--test_file", str(files["test"]), *flags], work / "held_out.log")
+    wall = train(output, [*flags, "--train_file", str(files["train"]), "--validation_file", str(files["validation"]),
+                          "--test_file", str(files["test"])], work / "held_out.log")
     mapper = WordMapper.from_pretrained(output)
     assert not set(held_out) & set(mapper.words)
     test = splits["test"].filter(lambda row: any(w in held_out for w in row["targets"]))
     held_targets = [[w for w in words if w in held_out] for words in test["targets"]]
     overall_before = score(mapper.predict_proba(list(splits["test"]["phrase"])), list(splits["test"]["targets"]),
                            mapper.words)
-    mapper.add_labels(held_out)
+    # A recipe trained with word descriptions adds the new words with theirs, as its user would.
+    descriptions = flags[flags.index("--label_descriptions") + 1] if "--label_descriptions" in flags else None
+    mapper.add_labels(held_out, descriptions=read_label_descriptions(descriptions) if descriptions else None)
     after = score(mapper.predict_proba(list(test["phrase"])), held_targets, mapper.words)
     overall_after = score(mapper.predict_proba(list(splits["test"]["phrase"])), list(splits["test"]["targets"]),
                           mapper.words)
@@ -284,15 +297,16 @@ def add_labels_experiment(work: Path, splits, flags: list[str], count: int) -> d
             "all_test_top5_before_adding": overall_before["top5"], "all_test_top5_after_adding": overall_after["top5"]}
 
 
-def print_tables(report: dict) -> None:
+def print_tables(report: dict, variants: list[str] = ()) -> None:
+    names = [name for name in (*SYSTEMS, *variants) if name in report]
     print(f"\n{'system':<14}{'test top-1':>11}{'top-5':>8}{'macro-F1':>10}{'ECE':>8}{'informal top-1':>16}"
           f"{'top-5':>8}{'train s':>9}")
-    for name in (name for name in SYSTEMS if name in report):
+    for name in names:
         row = report[name]
         print(f"{name:<14}{row['test']['top1']:>11.3f}{row['test']['top5']:>8.3f}{row['test']['macro_f1']:>10.3f}"
               f"{row['test']['ece']:>8.3f}{row['informal']['top1']:>16.3f}{row['informal']['top5']:>8.3f}"
               f"{row.get('train_wall_s', 0):>9.0f}")
-    for name in (name for name in SYSTEMS[1:] if name in report):
+    for name in names[1:] if names[:1] == ["zero_shot"] else names:
         hits = sum(report[name]["examples"][p] == w for p, w in EXAMPLES.items())
         print(f"{name} on the task's examples ({hits}/{len(EXAMPLES)}): {report[name]['examples']}")
     if "default" not in report:
@@ -301,18 +315,45 @@ def print_tables(report: dict) -> None:
     print(f"\ndefault: temperature {default['temperature']:.3f}; test ECE {default['test']['ece_uncalibrated']:.3f} "
           f"-> {default['test']['ece']:.3f}; informal ECE {default['informal']['ece_uncalibrated']:.3f} -> "
           f"{default['informal']['ece']:.3f}")
-    print("informal top-1 by category: " + ", ".join(f"{c} {v:.3f}" for c, v in
-                                                      default["informal_by_category"].items()))
+    for name in (name for name in names if "informal_by_category" in report[name]):
+        print(f"{name}: informal top-1 by category: " + ", ".join(
+            f"{c} {v:.3f}" for c, v in report[name]["informal_by_category"].items()))
     print(f"\n{'min_score':>9}{'test coverage':>15}{'accuracy':>10}{'informal coverage':>19}{'accuracy':>10}")
     for test_row, informal_row in zip(default["test"]["abstention"], default["informal"]["abstention"]):
         print(f"{test_row['min_score']:>9.2f}{test_row['coverage']:>15.3f}{test_row['accuracy'] or 0:>10.3f}"
               f"{informal_row['coverage']:>19.3f}{informal_row['accuracy'] or 0:>10.3f}")
-    if "add_labels" in report:
-        row = report["add_labels"]
-        print(f"\nadd_labels, {len(row['held_out'])} classes never trained on "
+    for name, row in report.get("add_labels", {}).items():
+        print(f"\n{name}: add_labels, {len(row['held_out'])} classes never trained on "
               f"({row['test_phrases_with_a_held_out_gold']} test phrases): top-1 {row['held_out_top1']:.3f}, "
               f"top-5 {row['held_out_top5']:.3f}; all test top-1 {row['all_test_top1_before_adding']:.3f} -> "
               f"{row['all_test_top1_after_adding']:.3f}")
+
+
+def keep_fraction(splits, fraction: float, work: Path) -> list[str]:
+    """Keep a fixed `fraction` of the training phrases in `splits` (by a hash of the phrase), and return the
+    train.py flags naming files of the three splits as kept."""
+    if fraction >= 1.0:
+        return []
+    kept = [i for i, phrase in enumerate(splits["train"]["phrase"])
+            if int.from_bytes(hashlib.sha1(f"fraction\0{phrase}".encode()).digest()[:8], "big") / 2**64 < fraction]
+    splits["train"] = splits["train"].select(kept)
+    flags = []
+    for split in ("train", "validation", "test"):
+        path = work / f"fraction_{split}.tsv"
+        write_pairs(path, splits[split], set())
+        flags += [f"--{split}_file", str(path)]
+    return flags
+
+
+def parse_variants(values: list[str]) -> dict[str, list[str]]:
+    """`NAME=FLAGS` -> {NAME: [flags]}; a name must not be a system's."""
+    variants = {}
+    for value in values:
+        name, sep, flags = value.partition("=")
+        if not sep or not name or name in SYSTEMS or name in variants:
+            raise SystemExit(f"--variant {value!r}: expected NAME=FLAGS with a new NAME")
+        variants[name] = shlex.split(flags)
+    return variants
 
 
 def main() -> None:
@@ -321,8 +362,18 @@ def main() -> None:
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated, of {', '.join(SYSTEMS)}")
     parser.add_argument("--held_out_classes", type=int, default=20)
     parser.add_argument("--skip_add_labels", action="store_true", help="skip the held-out-classes training run")
+    parser.add_argument("--add_labels_systems", default="default",
+                        help="comma-separated: the recipes (default and variants) the held-out-classes run trains")
     parser.add_argument("--smoke", action="store_true", help="a tiny run, for the test suite")
+    parser.add_argument("--train_fraction", type=float, default=1.0,
+                        help="keep this share of the training adjectives for every system (small-data regime)")
+    parser.add_argument("--variant", action="append", default=[],
+                        help="NAME=FLAGS: also train `train.py FLAGS` and score it like the default (repeatable)")
     args = parser.parse_args()
+    variants = parse_variants(args.variant)
+    add_labels_systems = [name for name in args.add_labels_systems.split(",") if name]
+    if set(add_labels_systems) - {"default", *variants}:
+        parser.error("--add_labels_systems: name the default or variants")
     systems = [name for name in args.systems.split(",") if name]
     unknown = sorted(set(systems) - set(SYSTEMS))
     if unknown:
@@ -333,6 +384,8 @@ def main() -> None:
                               max_eval_samples=20 if args.smoke else None,
                               max_predict_samples=30 if args.smoke else None)
     splits = load_splits(data_args)
+    fraction_work = tempfile.TemporaryDirectory()
+    common += keep_fraction(splits, args.train_fraction, Path(fraction_work.name))
     informal = load_informal_eval()
     if args.smoke:
         informal = informal.select(range(30))
@@ -341,7 +394,8 @@ def main() -> None:
 
     report = {"split": {split: len(splits[split]) for split in splits}, "informal_phrases": len(informal),
               "informal_categories": sorted(set(informal["category"])),
-              "labels": len(labels), "threads": torch.get_num_threads(), "backbone": args.backbone or DEFAULT_BACKBONE}
+              "labels": len(labels), "threads": torch.get_num_threads(), "backbone": args.backbone or DEFAULT_BACKBONE,
+              "train_fraction": args.train_fraction, "variants": {name: shlex.join(f) for name, f in variants.items()}}
     if "zero_shot" in systems:
         report["zero_shot"] = zero_shot(backbone, labels, splits, informal)
     if "embedding_knn" in systems:
@@ -351,16 +405,20 @@ def main() -> None:
         if "setfit" in systems:
             report["setfit"] = setfit_peer(backbone, splits, informal, labels, args.smoke, work)
         os.environ["HF_DATASETS_CACHE"] = str(work / "datasets-cache")  # no preprocessing cache hits
-        for name in (name for name in ("seed_design", "default") if name in systems):
-            flags = (SEED_DESIGN_FLAGS + single_token_files(work, splits, AutoTokenizer.from_pretrained(backbone))
-                     if name == "seed_design" else [])
+        trained = {name: [] for name in ("seed_design", "default") if name in systems} | variants
+        for name, flags in trained.items():
+            if name == "seed_design":
+                flags = SEED_DESIGN_FLAGS + single_token_files(work, splits, AutoTokenizer.from_pretrained(backbone))
             wall = train(work / name, common + flags, work / f"{name}.log")
             report[name] = evaluate_model(WordMapper.from_pretrained(work / name), splits, informal)
             report[name]["train_wall_s"] = wall
         if not args.skip_add_labels:
-            report["add_labels"] = add_labels_experiment(work, splits, common,
-                                                         3 if args.smoke else args.held_out_classes)
-    print_tables(report)
+            report["add_labels"] = {
+                name: add_labels_experiment(work / f"add-labels-{name}", splits, common + trained.get(name, []),
+                                            3 if args.smoke else args.held_out_classes)
+                for name in add_labels_systems}
+    fraction_work.cleanup()
+    print_tables(report, list(variants))
     print(json.dumps(report))
 
 

@@ -21,7 +21,7 @@ import time
 
 import torch
 from torch.utils.data import DataLoader
-from transformers import AutoTokenizer, TrainerCallback, set_seed
+from transformers import AutoModel, AutoTokenizer, TrainerCallback, set_seed
 
 from hf_bertmap.arguments import BertMapTrainingArguments, DataArguments, ModelArguments
 from hf_bertmap.backbones import resolve_backbone
@@ -46,7 +46,7 @@ class StepTimer(TrainerCallback):
 
 def fresh_model(backbone: str, labels: list[str]):
     set_seed(0)
-    return build_model(ModelArguments(model_name_or_path=backbone), labels, backbone, {})
+    return build_model(ModelArguments(model_name_or_path=backbone), labels, AutoModel.from_pretrained(backbone))
 
 
 def trainer_samples_per_s(backbone, labels, dataset, collator, batch_size, warmup, steps, group_by_length=False):

@@ -47,8 +47,10 @@ def test_default_run_smoke(tiny_backbone, tmp_path):
 
 
 def test_quality_smoke(tiny_backbone, tmp_path):
-    results = run_bench("quality.py", "--backbone", str(tiny_backbone), cwd=tmp_path)
-    for system in ("zero_shot", "embedding_knn", "setfit", "seed_design", "default"):
+    results = run_bench("quality.py", "--backbone", str(tiny_backbone), "--train_fraction", "0.5",
+                        "--variant", "text=--head text", "--add_labels_systems", "default,text", cwd=tmp_path)
+    assert 0 < results["split"]["train"] < 60 and results["variants"] == {"text": "--head text"}
+    for system in ("zero_shot", "embedding_knn", "setfit", "seed_design", "default", "text"):
         for split in ("test", "informal"):
             row = results[system][split]
             assert 0.0 <= row["top1"] <= row["top5"] <= 1.0 and 0.0 <= row["ece"] <= 1.0, (system, split)
@@ -57,9 +59,9 @@ def test_quality_smoke(tiny_backbone, tmp_path):
     assert curve[0]["min_score"] == 0.0 and curve[0]["coverage"] == 1.0
     assert all(a["coverage"] >= b["coverage"] for a, b in zip(curve, curve[1:]))
     assert set(default["informal_by_category"]) == set(results["informal_categories"])
-    added = results["add_labels"]
-    assert 0 < len(added["held_out"]) <= 3 and 0.0 <= added["held_out_top1"] <= added["held_out_top5"] <= 1.0
-    for system in ("embedding_knn", "setfit", "seed_design", "default"):
+    for added in (results["add_labels"]["default"], results["add_labels"]["text"]):
+        assert 0 < len(added["held_out"]) <= 3 and 0.0 <= added["held_out_top1"] <= added["held_out_top5"] <= 1.0
+    for system in ("embedding_knn", "setfit", "seed_design", "default", "text"):
         assert set(results[system]["examples"]) == {"fishy", "valuable", "large", "very chonky"}, system
 
 
