@@ -184,7 +184,7 @@ def test_long_non_ascii_emoji_and_duplicated_phrases_train_and_predict(tiny_back
     messages = " ".join(record.getMessage() for record in caplog.records)
     # the 10,000-character phrase and its modifier copy
     assert "2 phrase(s) in train reached max_seq_length=16 tokens and were truncated" in messages
-    assert "test: 1 target word(s) never seen in training" in messages and "'loudness'" in messages
+    assert "test: 1 target word(s) that are not output words" in messages and "'loudness'" in messages
     assert results["train_samples"] == 2 * 8  # duplicates and case variants are one phrase each
     assert 0 <= results["test_accuracy"] <= 2 / 3  # 'loud -> loudness' cannot be right
     mapper = WordMapper.from_pretrained(tmp_path / "out")
