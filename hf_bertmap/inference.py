@@ -242,11 +242,7 @@ class WordMapper:
         texts = self.word_texts(new, descriptions)
         if self.model.config.head == "text":
             tokens = self.tokenize_word_texts(texts)
-            with torch.inference_mode():
-                was_training = self.model.training
-                rows = self.model.eval().pool(*tokens).float()
-                self.model.train(was_training)
-            self.model.add_labels(new, rows, tokens)
+            self.model.add_labels(new, self.model.encode_word_texts(*tokens), tokens)
         else:
             self.model.add_labels(new, self.embed(texts, normalized=True))
         return new

@@ -48,6 +48,12 @@ def cosine_logits(pooled: torch.Tensor, rows: torch.Tensor, logit_scale: torch.T
     return logit_scale.exp() * cosines + bias
 
 
+def trim_padding(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) cut to the longest row's length (at least one token)."""
+    length = max(int(attention_mask.sum(dim=-1).max()), 1) if len(attention_mask) else 1
+    return input_ids[:, :length], attention_mask[:, :length]
+
+
 class LabelHead(nn.Module):
     """The output layer over a closed set of words (`head="labels"`): one row and one bias per word of
     `config.id2label`.
@@ -142,9 +148,7 @@ class TextHead(nn.Module):
 
     def texts(self, ids: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
         """The tokenised texts of the words `ids`, (input_ids, attention_mask), cut to their longest."""
-        input_ids, attention_mask = self.text_ids[ids], self.text_mask[ids]
-        length = max(int(attention_mask.sum(dim=-1).max()), 1) if len(attention_mask) else 1
-        return input_ids[:, :length], attention_mask[:, :length]
+        return trim_padding(self.text_ids[ids], self.text_mask[ids])
 
     def _fit(self, tokens: torch.Tensor) -> torch.Tensor:
         """`tokens` (n, length) padded with 0 or cut to `text_ids`' length."""
@@ -352,17 +356,24 @@ class BertForWordMapping(BertMapPreTrainedModel):
         return head(pooled, rows)
 
     @torch.no_grad()
-    def encode_word_rows(self, batch_size: int = 256) -> None:
+    def encode_word_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                          batch_size: int = 256) -> torch.Tensor:
+        """The pooled embeddings (n, hidden) of tokenised word texts (n, length) with the current encoder in eval
+        mode, in batches each cut to its longest text: a `TextHead`'s rows."""
+        was_training = self.training
+        self.eval()
+        chunks = [self.pool(*trim_padding(input_ids[start : start + batch_size],
+                                          attention_mask[start : start + batch_size]))
+                  for start in range(0, len(input_ids), batch_size)]
+        self.train(was_training)
+        return torch.cat(chunks) if chunks else input_ids.new_zeros(0, self.config.encoder_config.hidden_size).float()
+
+    def encode_word_rows(self) -> None:
         """Encode every `TextHead` row anew from its word's text with the current encoder (in eval mode)."""
         head = self.classifier
         if not isinstance(head, TextHead):
             raise ValueError(f"encode_word_rows applies to head='text' only, not head={self.config.head!r}")
-        was_training = self.training
-        self.eval()
-        for start in range(0, len(head.rows), batch_size):
-            ids = slice(start, start + batch_size)
-            head.rows[ids] = self.pool(*head.texts(ids)).to(head.rows.dtype)
-        self.train(was_training)
+        head.rows.copy_(self.encode_word_texts(head.text_ids, head.text_mask))
         head.stale, head.steps_since_refresh = False, 0
 
     def label_head(self, purpose: str, text: bool = False) -> "LabelHead | TextHead":
