@@ -1,6 +1,6 @@
-"""`BertMapTrainer`: `transformers.Trainer` with the word-mapping head's own learning rate, checkpoints that name
-themselves when they cannot be written, the final save into the output folder and its push; the checks a
-checkpoint passes before a run resumes from it; the results files."""
+"""`BertMapTrainer`: `transformers.Trainer` with the word-mapping head's own learning rate, length-grouped batches
+that a resumed run draws again, checkpoints that name themselves when they cannot be written, the final save into
+the output folder and its push; the checks a checkpoint passes before a run resumes from it; the results files."""
 
 import dataclasses
 import json
@@ -10,10 +10,12 @@ import re
 import zipfile
 from collections.abc import Callable
 
+import torch
 from accelerate.utils import broadcast_object_list
 from huggingface_hub import HfApi
-from transformers import Trainer
+from transformers import Trainer, TrainerCallback
 from transformers.trainer import OPTIMIZER_NAME, TRAINER_STATE_NAME
+from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from .inference import check_model_folder, check_safetensors_file
@@ -87,6 +89,25 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
     return None
 
 
+class SeededLengthGroupedSampler(LengthGroupedSampler, TrainerCallback):
+    """`LengthGroupedSampler` whose shuffle depends on the seed and the epoch only, not on the global random state
+    (the state at a resume point is not the one at its epoch's start): a run resumed mid-epoch draws the batches of
+    the run it continues, with any number of processes. As a callback it learns each epoch at the epoch's start,
+    which `Trainer`'s own `set_epoch` does not reach in a resumed epoch's batch-skipping loader of several
+    processes."""
+
+    def __init__(self, batch_size: int, lengths: list[int], seed: int):
+        super().__init__(batch_size, lengths=lengths, generator=torch.Generator())
+        self.seed = seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed + epoch)
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.set_epoch(int(state.epoch + 1e-6))  # 1.6 when resuming at step 8 of 5-step epochs: epoch 1
+
+
 class BertMapTrainer(Trainer):
     """`Trainer` whose optimizer gives every parameter outside the encoder (the head) `args.head_learning_rate`,
     and whose checkpoints name their folder when they cannot be written and get the user's file permissions."""
@@ -138,6 +159,16 @@ class BertMapTrainer(Trainer):
         HfApi().upload_folder(repo_id=self.hub_model_id, folder_path=self.args.output_dir, token=self.args.hub_token,
                               commit_message="Train word mapper with hf_bertmap", revision=self.args.hub_revision,
                               ignore_patterns=["_*", f"{PREFIX_CHECKPOINT_DIR}-*"])
+
+    def _get_train_sampler(self, train_dataset=None):
+        sampler = super()._get_train_sampler(train_dataset)
+        if type(sampler) is LengthGroupedSampler:
+            seed = self.args.seed if self.args.data_seed is None else self.args.data_seed
+            sampler = SeededLengthGroupedSampler(sampler.batch_size, sampler.lengths, seed)
+            for old in [c for c in self.callback_handler.callbacks if isinstance(c, SeededLengthGroupedSampler)]:
+                self.remove_callback(old)
+            self.add_callback(sampler)
+        return sampler
 
     def create_optimizer(self, model=None):
         opt_model = self.model if model is None else model

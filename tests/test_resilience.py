@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import write_pairs
 
 from hf_bertmap import WordMapper
 from hf_bertmap.data import DataValidationError
+from hf_bertmap.trainer import SeededLengthGroupedSampler
 from hf_bertmap.training import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +73,18 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_result(tiny_backbon
         assert resumed[key] == pytest.approx(value, abs=1e-4), key
     state = json.loads((output / "trainer_state.json").read_text())
     assert state["global_step"] == 24
+
+
+def test_length_grouped_batches_depend_on_the_seed_and_the_epoch_only():
+    sampler = SeededLengthGroupedSampler(4, lengths=[i % 7 + 1 for i in range(40)], seed=3)
+    torch.manual_seed(0)
+    sampler.set_epoch(1)
+    first = list(sampler)
+    torch.manual_seed(99)  # another global random state, as at a resume point
+    sampler.set_epoch(1)
+    assert list(sampler) == first and sorted(first) == list(range(40))
+    sampler.set_epoch(2)
+    assert list(sampler) != first
 
 
 def test_resume_last_without_any_checkpoint_is_refused(tiny_backbone, pair_files, tmp_path):
