@@ -359,12 +359,14 @@ class BertForWordMapping(BertMapPreTrainedModel):
     def encode_word_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                           batch_size: int = 256) -> torch.Tensor:
         """The pooled embeddings (n, hidden) of tokenised word texts (n, length) with the current encoder in eval
-        mode, in batches each cut to its longest text: a `TextHead`'s rows."""
+        mode, in batches each cut to its longest text: a `TextHead`'s rows. In the model's own dtype even under
+        mixed-precision autocast (training with --bf16): the rows are saved and served like weights."""
         was_training = self.training
         self.eval()
-        chunks = [self.pool(*trim_padding(input_ids[start : start + batch_size],
-                                          attention_mask[start : start + batch_size]))
-                  for start in range(0, len(input_ids), batch_size)]
+        with torch.autocast(self.device.type, enabled=False):
+            chunks = [self.pool(*trim_padding(input_ids[start : start + batch_size],
+                                              attention_mask[start : start + batch_size]))
+                      for start in range(0, len(input_ids), batch_size)]
         self.train(was_training)
         return torch.cat(chunks) if chunks else input_ids.new_zeros(0, self.config.encoder_config.hidden_size).float()
 

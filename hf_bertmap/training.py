@@ -128,7 +128,10 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Ber
         train_result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
         split_metrics["train"] = dict(train_result.metrics, train_samples=len(tokenized["train"]))
         log_metrics("train", split_metrics["train"], main_process)
-        mapper = WordMapper(trainer.model, mapper.tokenizer, source_folder=mapper.source_folder)
+        # The model without the mixed-precision autocast `accelerate` wrapped its forward in: the decoding step is
+        # fitted and the splits scored in the precision the saved model serves in.
+        model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+        mapper = WordMapper(model, mapper.tokenizer, source_folder=mapper.source_folder)
 
     # 5. Fit the decoding step on validation: temperature, memory of training phrases and its weight.
     if training_args.do_train:
