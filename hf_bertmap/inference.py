@@ -27,6 +27,7 @@ from .decoding_bertmap import (
     check_positive_int,
     pad_golds,
 )
+from .hardware import cpu_has_native_bfloat16
 from .metrics import gold_lists, word_mapping_scores
 from .model_card import BertMapCardData
 from .modeling_bertmap import BertForWordMapping
@@ -359,7 +360,7 @@ class WordMapper:
         self.model.eval()
         pytorch = isinstance(self.model, BertForWordMapping)  # the pooled embedding alone, without the head
         fast = (pytorch and len(texts) > BF16_EMBEDDING_FROM and self.model.device.type == "cpu"
-                and self.model.dtype == torch.float32 and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+                and self.model.dtype == torch.float32 and cpu_has_native_bfloat16())
         chunks = []
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=fast):
             for _, inputs in self.batches([texts[i] for i in order], batch_size, normalized=True):

@@ -242,6 +242,7 @@ class ModelCardCallback(TrainerCallback):
             "epochs": args.num_train_epochs,
             "train_batch_size": args.per_device_train_batch_size * max(1, args.world_size),
             "seed": args.seed,
+            "mixed_precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "no",
         })
         self.card_data.framework_versions = framework_versions()
         self.card_data.training_results = epoch_results(state.log_history)

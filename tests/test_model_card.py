@@ -132,7 +132,7 @@ def test_the_callback_fills_hyperparameters_when_training_begins_and_a_row_per_e
     state, control = TrainerState(log_history=LOG[:1]), TrainerControl()
     callback.on_train_begin(args, state, control)
     assert card_data.hyperparameters == {"pooling": "mean", "learning_rate": 3e-4, "head_learning_rate": 3e-4,
-                                         "epochs": 2, "train_batch_size": 8, "seed": 7}
+                                         "epochs": 2, "train_batch_size": 8, "seed": 7, "mixed_precision": "no"}
     assert card_data.training_results == [] and "torch" in card_data.framework_versions
     callback.on_log(args, state, control, logs={"loss": 1.25})
     state.epoch, state.global_step = 1.0, 10

@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from transformers import AutoModel
 
 from hf_bertmap import WordMapper
+from hf_bertmap.arguments import BertMapTrainingArguments
 from hf_bertmap.calibration import fit_temperature
 from hf_bertmap.data import DataValidationError
 from hf_bertmap.metrics import calibration_error
@@ -322,6 +323,33 @@ def test_frozen_layers_keep_their_pretrained_weights_through_training(tiny_backb
     assert torch.equal(trained[layer_0], pretrained[layer_0])
     assert not torch.equal(trained["encoder.layer.1.output.dense.weight"],
                            pretrained["encoder.layer.1.output.dense.weight"])
+
+
+@pytest.mark.parametrize("native, flags, bf16", [
+    (True, [], True), (False, [], False), (True, ["--bf16", "false"], False), (True, ["--fp16", "true"], False),
+    (False, ["--bf16", "true"], True),
+])
+def test_bfloat16_is_the_default_on_a_cpu_that_has_it_natively(native, flags, bf16, monkeypatch):
+    monkeypatch.setattr("hf_bertmap.arguments.cpu_has_native_bfloat16", lambda: native)
+    monkeypatch.setattr(BertMapTrainingArguments, "trains_on_cpu", lambda self: not self.fp16)
+    training_args = parse_args(flags)[2]
+    assert training_args.bf16 is bf16
+    assert training_args.use_cpu is bf16  # what TrainingArguments asks of bfloat16 on a CPU, set for the user
+
+
+@pytest.mark.parametrize("flags, env", [(["--fsdp", "full_shard"], "false"), ([], "true")])
+def test_fsdp_on_the_cpu_is_refused_instead_of_running_ddp_silently(flags, env, monkeypatch):
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", env)  # what `accelerate launch` with an FSDP config sets
+    monkeypatch.setattr(BertMapTrainingArguments, "trains_on_cpu", lambda self: True)
+    with pytest.raises(ValueError, match="FSDP needs GPUs .* configs/accelerate_cpu_ddp.yaml"):
+        parse_args(flags)
+
+
+def test_bfloat16_training_saves_a_float32_model(tiny_backbone, pair_files, tmp_path):
+    main(train_args(tiny_backbone, pair_files, tmp_path / "model", "--bf16", "true", "--num_train_epochs", "2"))
+    saved = load_file(tmp_path / "model" / "model.safetensors")
+    assert {tensor.dtype for tensor in saved.values()} == {torch.float32}
+    assert WordMapper.from_pretrained(tmp_path / "model").model.dtype == torch.float32
 
 
 def test_a_negative_freeze_layers_is_refused_when_parsing():
