@@ -60,7 +60,7 @@ def _load(args: argparse.Namespace):
     from .inference import WordMapper
 
     if args.backend == "onnx":
-        return WordMapper.from_pretrained(args.model, backend="onnx")
+        return WordMapper.from_pretrained(args.model, backend="onnx", device=args.device)
     return WordMapper.from_pretrained(args.model, revision=args.revision, device=args.device)
 
 

@@ -143,12 +143,13 @@ class WordMapper:
         Only safetensors weights are loaded unless `allow_pickle=True`. File-locating keywords (`revision`,
         `token`, `cache_dir`, `local_files_only`...) go to the tokenizer and the model (with its decoding step); the
         others (`dtype=torch.bfloat16`, `device_map`...) to the model only. `backend="onnx"` runs a folder written
-        by `export_onnx` (its `onnx_file`) in ONNX Runtime on the CPU, with the same decoding step.
+        by `export_onnx` (its `onnx_file`) in ONNX Runtime with the same decoding step, on the CPU or, with
+        `device="cuda"`, on ONNX Runtime's CUDA provider (onnxruntime-gpu).
         """
         path = str(model_name_or_path)
         check_model_location(path)
         if backend == "onnx":
-            return cls(OnnxWordMapping(path, onnx_file), AutoTokenizer.from_pretrained(path))
+            return cls(OnnxWordMapping(path, onnx_file, device=device), AutoTokenizer.from_pretrained(path))
         if backend != "torch":
             raise ValueError(f"backend must be 'torch' or 'onnx', got {backend!r}")
         if os.path.isdir(path):

@@ -75,22 +75,39 @@ def fuse_transformer_graph(path: str, encoder_config) -> None:
     optimize_model(path, model_type="bert", num_heads=heads, hidden_size=hidden).save_model_to_file(path)
 
 
+def execution_providers(onnxruntime, device: str | None) -> list:
+    """ONNX Runtime's providers for `device`: the CPU's for None or "cpu"; CUDA's ("cuda", "cuda:1"), with the CPU's
+    behind it for what CUDA lacks, where this onnxruntime has it (onnxruntime-gpu)."""
+    if device is None or device == "cpu":
+        return ["CPUExecutionProvider"]
+    kind, _, index = device.partition(":")
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise ValueError(f"the ONNX backend runs on device 'cpu' or 'cuda[:N]', got {device!r}")
+    available = onnxruntime.get_available_providers()
+    if "CUDAExecutionProvider" not in available:
+        raise ValueError(f"device {device!r} with the ONNX backend needs ONNX Runtime's CUDA provider (pip install "
+                         f"onnxruntime-gpu); this onnxruntime has {', '.join(available)}")
+    return [("CUDAExecutionProvider", {"device_id": int(index or 0)}), "CPUExecutionProvider"]
+
+
 class OnnxWordMapping:
     """Runs an exported word mapper in ONNX Runtime and answers like `BertForWordMapping`: `__call__` returns a
-    `WordMappingOutput` with `logits` and `pooled_output`; `config` and `decoder` are the saved ones."""
+    `WordMappingOutput` with `logits` and `pooled_output`; `config` and `decoder` are the saved ones. Inputs and
+    outputs stay on the CPU (ONNX Runtime copies them to and from a CUDA `device`)."""
 
     training = False
     device = torch.device("cpu")
 
-    def __init__(self, folder: str, file: str = ONNX_FILE, threads: int | None = None):
+    def __init__(self, folder: str, file: str = ONNX_FILE, threads: int | None = None, device: str | None = None):
         onnxruntime = require_onnxruntime()
+        providers = execution_providers(onnxruntime, device)
         path = os.path.join(folder, file)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{folder}: no {file}; write it with `bertmap export MODEL {folder}`")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
-        self.session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(path, options, providers=providers)
         self.config = BertMapConfig.from_pretrained(folder)
         self.decoding = WordMappingDecoder.from_pretrained(folder)
 

@@ -118,7 +118,9 @@ def test_the_gpu_check_dry_run_parses_every_command(tmp_path):
                             env={**os.environ, "GPU_CHECK_OUT": str(tmp_path)})
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["dry_run"] is True and set(report) >= {"ddp", "fsdp", "predict"}
+    assert report["dry_run"] is True and set(report) >= {"ddp", "fsdp", "predict", "onnx_predict"}
     commands = [line for line in result.stderr.splitlines() if line.startswith("+ ")]
-    assert [c.split()[1:3] for c in commands] == [["python", "-m"], ["accelerate", "launch"], ["bertmap", "predict"]]
+    assert [c.split()[1:3] for c in commands] == [["python", "-m"], ["accelerate", "launch"], ["bertmap", "predict"],
+                                                  ["bertmap", "export"], ["bertmap", "predict"]]
+    assert "--backend onnx" in commands[4] and "--device cuda" in commands[4]
     assert all("--bf16 true" in c for c in commands[:2]) and "--device cuda" in commands[2]

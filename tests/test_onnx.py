@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from hf_bertmap import WordMapper
-from hf_bertmap.onnx_backend import require_onnxruntime
+from hf_bertmap.onnx_backend import execution_providers, require_onnxruntime
 
 pytest.importorskip("onnxruntime")
 PHRASES = ["large", "Very  HOT", "fishy", "chonky", "not tall at all"]
@@ -54,6 +54,28 @@ def test_cli_exports_and_serves_with_the_onnx_backend(saved_model, tmp_path):
     assert onnx_out.returncode == 0, onnx_out.stderr[-2000:]
     assert [line.split("\t")[:2] for line in onnx_out.stdout.splitlines()] == [
         line.split("\t")[:2] for line in torch_out.stdout.splitlines()]
+
+
+def test_cuda_needs_onnxruntimes_cuda_provider_and_other_devices_are_refused(exported, monkeypatch):
+    import onnxruntime
+
+    _, folder = exported
+    assert WordMapper.from_pretrained(folder, backend="onnx", device="cpu").predict(["large"])
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    with pytest.raises(ValueError, match="needs ONNX Runtime's CUDA provider \\(pip install onnxruntime-gpu\\)"):
+        WordMapper.from_pretrained(folder, backend="onnx", device="cuda")
+    with pytest.raises(ValueError, match="runs on device 'cpu' or 'cuda\\[:N\\]', got 'mps'"):
+        WordMapper.from_pretrained(folder, backend="onnx", device="mps")
+
+
+def test_cuda_sessions_put_the_cuda_provider_first_with_the_cpu_behind_it():
+    class CudaRuntime:
+        @staticmethod
+        def get_available_providers():
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+    assert execution_providers(CudaRuntime, "cuda:1") == [("CUDAExecutionProvider", {"device_id": 1}),
+                                                          "CPUExecutionProvider"]
 
 
 def test_a_missing_onnxruntime_says_how_to_install_it(monkeypatch):
