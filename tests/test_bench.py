@@ -23,20 +23,27 @@ def test_train_throughput_smoke(tiny_backbone, tmp_path):
         assert results[key] > 0, key
     assert results["trainer_over_bare"] == round(results["trainer_samples_per_s"] / results["bare_samples_per_s"], 3)
     assert len(results["bare_runs"]) == len(results["trainer_runs"]) == results["repeats"] == 2
+    assert results["trainer_bf16_samples_per_s"] > 0 and results["bf16_over_fp32"] > 0
+    assert results["model_gflops_per_phrase"] > 0 and min(results["matmul_peak_gflops"].values()) > 0
+    assert set(results["mfu"]) == {"bare", "trainer", "trainer_bf16"} and min(results["mfu"].values()) > 0
 
 
 def test_inference_smoke(saved_model, tmp_path):
     results = run_bench("inference.py", "--model", str(saved_model), cwd=tmp_path)
-    for system in ("bare_forward", "predict", "onnx_fp32_predict", "onnx_int8_predict", "pipeline",
-                   "embedding_nearest_label", "sentence_transformers_encode"):
+    onnx_rows = ["onnx_fp32_predict"] + [f"onnx_int8_{name}_predict" for name in ("dynamic", "static", "blockwise",
+                                                                                  "weight_only")]
+    for system in ("bare_forward", "predict", "predict_bf16", *onnx_rows, "pipeline", "embedding_nearest_label",
+                   "sentence_transformers_encode"):
         row = results[system]
         assert row["phrases_per_s_batch64"] > 0 and 0 < row["p50_ms_batch1"] <= row["p95_ms_batch1"], system
     assert results["phrases_per_s_batch64"] == results["predict"]["phrases_per_s_batch64"]
     assert results["predict_over_forward_batch64"] > 0 and results["predict_p50_over_forward_p50"] > 0
     assert results["int8_speedup_batch64"] > 0 and 0.0 <= results["int8_top1_agreement"] <= 1.0
-    for system in ("onnx_fp32_predict", "onnx_int8_predict"):
+    for system in onnx_rows:
         assert 0.0 <= results[system]["top1_agreement"] <= 1.0 and results[system]["speedup_batch64"] > 0
-    assert 0.0 <= results["bf16_top1_agreement"] <= 1.0
+    assert 0.0 <= results["bf16_top1_agreement"] <= 1.0 and results["bf16_speedup_batch64"] > 0
+    for system in ("bare_forward", "predict", "predict_bf16"):
+        assert results[system]["mfu_batch64"] > 0, system
 
 
 def test_default_run_smoke(tiny_backbone, tmp_path):
