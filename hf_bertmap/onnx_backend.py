@@ -6,7 +6,8 @@ words.
     WordMapper.from_pretrained("bertmap-onnx", backend="onnx")
 
 Needs `pip install "hf_bertmap[onnx]"` (onnxruntime, and onnx for the export). int8 quantisation is not offered:
-measured by `bench/inference.py`, it changed the top-1 word of about one phrase in six (docs/benchmarks.md).
+none of the four kinds `bench/inference.py` measures (dynamic, static calibrated, blockwise 8-bit with int8
+arithmetic, weight-only) keeps the top-1 word of 99% of the test phrases at a speed-up (docs/benchmarks.md#int8).
 """
 
 import os
