@@ -85,7 +85,7 @@ def test_two_nodes_train_like_two_processes_on_one_node(tiny_backbone, pair_file
     two, one = (WordMapper.from_pretrained(folder).predict(phrases, top_k=3) for folder in (two_nodes, single))
     assert [[word for word, _ in words] for words in two] == [[word for word, _ in words] for words in one]
     assert [score for words in two for _, score in words] == pytest.approx(
-        [score for words in one for _, score in words], abs=1e-5)
+        [score for words in one for _, score in words], abs=1e-3)
 
 
 def test_a_node_killed_mid_epoch_resumes_with_both_nodes_to_the_same_result(tiny_backbone, pair_files, tmp_path):
