@@ -1,13 +1,15 @@
 """`WordMapper`: load, save and push a word mapper (model, tokenizer and decoding step); tokenise phrases and
 return its top-k words with probabilities."""
 
-import csv
+import copy
 import dataclasses
 import glob
+import logging
 import numbers
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import NamedTuple
 
@@ -18,6 +20,7 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from .backbones import check_model_location
+from .corrections import corrections_path, read_corrections, write_corrections
 from .decoding_bertmap import (
     HUB_KWARGS,
     DecodingConfig,
@@ -32,12 +35,23 @@ from .metrics import gold_lists, word_mapping_scores
 from .model_card import BertMapCardData
 from .modeling_bertmap import BertForWordMapping
 from .onnx_backend import ONNX_FILE, OnnxWordMapping, export_onnx
-from .output_folder import apply_umask
+from .output_folder import (
+    FolderChangedError,
+    OutputFolder,
+    apply_umask,
+    check_writable,
+    folder_state,
+    is_bertmap_config,
+)
+
+logger = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "model.safetensors"
 PICKLE_WEIGHTS_FILE = "pytorch_model.bin"
+TOKENIZER_FILES = {"tokenizer.json", "tokenizer_config.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model"}
 PROGRESS_FROM = 2048  # texts: a progress bar from this many on
 BF16_EMBEDDING_FROM = 20_000  # texts: `embed` uses bfloat16 autocast on a CPU that has it from this many on
+SAVE_LOCK_WAIT = 30.0  # seconds a save or a correction waits for another writer of the same folder
 
 
 def check_safetensors_file(path: str) -> None:
@@ -53,7 +67,13 @@ def check_model_folder(folder: str, allow_pickle: bool = False) -> None:
     """A clear error for a local folder that is not a loadable model: what is missing, or pickle-only weights."""
     if not os.path.isfile(os.path.join(folder, "config.json")):
         raise FileNotFoundError(f"{folder}: no config.json, so this is not a saved model folder")
+    if not is_bertmap_config(os.path.join(folder, "config.json")):
+        raise ValueError(f"{folder}/config.json: not a bertmap model (its model_type is not 'bertmap', or the file is "
+                         "not valid JSON); train one with train.py")
     names = set(os.listdir(folder))
+    if not names & TOKENIZER_FILES:
+        raise FileNotFoundError(f"{folder}: no tokenizer files ({', '.join(sorted(TOKENIZER_FILES))}) beside "
+                                "config.json")
     if WEIGHTS_FILE in names:
         return check_safetensors_file(os.path.join(folder, WEIGHTS_FILE))
     if f"{WEIGHTS_FILE}.index.json" in names:
@@ -66,31 +86,6 @@ def check_model_folder(folder: str, allow_pickle: bool = False) -> None:
             "pass allow_pickle=True if you trust its source"
         )
     raise FileNotFoundError(f"{folder}: no weights ({WEIGHTS_FILE}) beside config.json")
-
-
-CORRECTIONS_FILE = "corrections.tsv"
-
-
-def read_corrections(folder: str) -> list[tuple[str, str]]:
-    """The (phrase, word) pairs of `folder`'s corrections file, oldest first (none without one)."""
-    from .data import read_pair_file
-
-    path = os.path.join(folder, CORRECTIONS_FILE)
-    if not os.path.isfile(path):
-        return []
-    rows = read_pair_file(path, ("phrase", "target"))
-    return list(zip(rows["phrase"], rows["target"]))
-
-
-def write_corrections(folder: str, pairs: list[tuple[str, str]], append: bool = False) -> None:
-    """Write (or append) (phrase, word) pairs to `folder`'s corrections file, a pair file with a header."""
-    path = os.path.join(folder, CORRECTIONS_FILE)
-    new = not append or not os.path.isfile(path)
-    with open(path, "w" if new else "a", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
-        if new:
-            writer.writerow(["phrase", "target"])
-        writer.writerows(pairs)
 
 
 class Ranking(NamedTuple):
@@ -121,8 +116,17 @@ class WordMapper:
     def __init__(self, model: BertForWordMapping, tokenizer: PreTrainedTokenizerBase, source_folder: str | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.source_folder = source_folder  # where results, the card's inputs and corrections may be found
-        self.corrections: list[tuple[str, str]] = []  # `correct`'s pairs, kept by `save_pretrained`
+        self.source_folder = source_folder  # where results, the card's inputs and corrections are found and saved
+        self.unsaved_corrections: list[tuple[str, str]] = []  # `correct(..., save=False)`'s pairs, for the next save
+        # One thread at a time changes or runs the model (a page serves several): a word added between a batch's
+        # forward and its decoding would not match its logits.
+        self._lock = threading.RLock()
+        self._mark_saved()
+
+    def _mark_saved(self) -> None:
+        """Remember the model the source folder holds now (see `save_pretrained`) and how many words it has."""
+        self._folder_state = folder_state(self.source_folder) if self.source_folder is not None else None
+        self._saved_num_labels = self.model.config.num_labels
 
     @property
     def decoding(self) -> WordMappingDecoder:
@@ -162,50 +166,104 @@ class WordMapper:
             model.to(device)
         mapper = cls(model, tokenizer, source_folder=path if os.path.isdir(path) else None)
         if mapper.source_folder is not None:
-            mapper.load_corrections()
+            pending = mapper.pending_corrections()
+            if pending:
+                logger.warning(f"{corrections_path(path)}: {len(pending)} correction(s) not in the saved model (every "
+                               "loader answers without them); mapper.load_corrections() teaches them and "
+                               "save_pretrained keeps them")
         return mapper
 
-    def load_corrections(self) -> None:
-        """Read the source folder's corrections file; pairs corrected after the model was last saved (not in its
-        memory yet) are taught again, as `correct` does."""
-        self.corrections = read_corrections(self.source_folder)
-        missing = [(phrase, word) for phrase, word in self.corrections if not self._stores(phrase, word)]
-        if missing:
-            self.add_labels(list(dict.fromkeys(w for _, w in missing if w not in self.model.config.label2id)))
-            self._store([phrase for phrase, _ in missing], [[word] for _, word in missing])
+    def pending_corrections(self) -> list[tuple[str, str]]:
+        """The source folder's corrections (`corrections.tsv`) that its saved model does not hold: rows written by
+        hand, or by a version that saved corrections only there."""
+        if self.source_folder is None:
+            return []
+        return [(phrase, word) for phrase, word in read_corrections(self.source_folder)
+                if not self._stores(*self.decoding.normalize([phrase]), *self.decoding.normalize([word]))]
+
+    def load_corrections(self) -> list[tuple[str, str]]:
+        """Teach this mapper the source folder's pending corrections (`pending_corrections`) in memory, as
+        `correct(..., save=False)` does; rows whose word is not an output word are skipped with a warning (add it
+        with `add_labels` first). Returns the pairs taught; `save_pretrained` keeps them."""
+        taught, unknown = [], []
+        for phrase, word in self.pending_corrections():
+            (target,) = self.decoding.normalize([word], what="word")
+            if target in self.model.config.label2id:
+                taught.append((phrase, target))
+            else:
+                unknown.append(target)
+        if unknown:
+            logger.warning(f"{corrections_path(self.source_folder)}: skipped {len(unknown)} correction(s) to words "
+                           f"that are not output words: {sorted(set(unknown))[:10]}")
+        with self._lock:
+            if taught:
+                self._store([phrase for phrase, _ in taught], [[word] for _, word in taught])
+            self.unsaved_corrections += taught
+        return taught
 
     def save_pretrained(self, save_directory: str | os.PathLike, repo_id: str | None = None) -> None:
-        """Write the model (with its decoding step), tokenizer and `word-mapping` pipeline code; with results from
-        training, also the card (rendered for `repo_id`) and the `*_results.json` files."""
-        save_directory = str(save_directory)
+        """Write the model (with its decoding step), tokenizer, `word-mapping` pipeline code and corrections file;
+        with results from training, also the card (rendered for `repo_id`) and the `*_results.json` files.
+
+        The save follows `train.py`'s output-folder policy (`OutputFolder`): it holds the folder's lock, writes into
+        a staging folder beside it and puts it in place with one rename, so a kill or a full disk at any point
+        leaves the whole old model or the whole new one, and a symbolic link in the folder is replaced, never
+        written through. Into the folder the mapper was loaded from, it is refused (`FolderChangedError`) if another
+        run, page or process saved a model there since: reload it first.
+        """
+        with self._lock:
+            self._save(str(save_directory), repo_id)
+
+    def _save(self, folder: str, repo_id: str | None = None, decoding_only: bool = False) -> None:
+        """`save_pretrained`'s policy; `decoding_only` writes just the decoding step and corrections file (the rest
+        of the folder is kept as it is), for a correction that added no word."""
         if isinstance(self.model, OnnxWordMapping):
             raise ValueError("save_pretrained needs the PyTorch model: load it without backend='onnx'")
-        self.model.save_pretrained(save_directory)  # with the decoding step and the pipeline code
-        self.tokenizer.save_pretrained(save_directory)
-        if self.corrections:
-            write_corrections(save_directory, self.corrections)
-        for weights in glob.glob(os.path.join(save_directory, "*.safetensors")):
+        output = OutputFolder.prepare(folder, overwrite=True, flag="save_directory")
+        into_source = self.source_folder is not None and output.path == os.path.realpath(self.source_folder)
+        check_writable(output.path)
+        with output.lock(wait=SAVE_LOCK_WAIT):
+            if into_source and folder_state(output.path) != self._folder_state:
+                raise FolderChangedError(
+                    f"{folder}: another run, page or process saved a model there since this one was loaded; nothing "
+                    "was written. Load it again (WordMapper.from_pretrained) to work on the saved model, or save "
+                    "this one into another folder")
+            repo_id = repo_id or os.path.basename(output.path)
+            output.save(lambda staging: self._write(staging, repo_id, decoding_only))
+        if into_source:
+            self.unsaved_corrections.clear()
+            self._mark_saved()
+
+    def _write(self, folder: str, repo_id: str, decoding_only: bool = False) -> None:
+        """Write this mapper's files into `folder` (a new or staging folder: no lock, no check)."""
+        if decoding_only:
+            self.decoding.save_pretrained(folder)
+        else:
+            self.model.save_pretrained(folder)  # with the decoding step and the pipeline code
+            self.tokenizer.save_pretrained(folder)
+        write_corrections(folder, self.unsaved_corrections, after=self.source_folder)
+        for weights in glob.glob(os.path.join(folder, "*.safetensors")):
             apply_umask(weights)  # safetensors writes through a private temporary file (0600)
         source = self.source_folder
-        if source is None or os.path.abspath(source) == os.path.abspath(save_directory):
+        if source is None or decoding_only:
             return
-        for path in glob.glob(os.path.join(source, "*_results.json")):
-            shutil.copy(path, save_directory)
         card_data = BertMapCardData.load(source)
+        copied = glob.glob(os.path.join(source, "*_results.json"))
         if card_data is not None:
-            for picture in card_data.pictures:
-                if os.path.isfile(os.path.join(source, picture)):
-                    shutil.copy(os.path.join(source, picture), save_directory)
-            card_data.save(save_directory)
-            repo_id = repo_id or os.path.basename(os.path.abspath(save_directory))
+            copied += [os.path.join(source, picture) for picture in card_data.pictures]
+            card_data.save(folder)
             card = card_data.render(self.model.config, self.decoding.config, repo_id)
-            card.save(os.path.join(save_directory, "README.md"))
+            card.save(os.path.join(folder, "README.md"))  # the card of this model: its words, its decoding
+        for path in copied:
+            if os.path.isfile(path) and not os.path.lexists(os.path.join(folder, os.path.basename(path))):
+                shutil.copy(path, folder)
 
     def export_onnx(self, output_dir: str | os.PathLike) -> str:
         """Save this mapper into `output_dir` and export its network to ONNX there (`model.onnx`), ready for
         `WordMapper.from_pretrained(output_dir, backend="onnx")`; returns the ONNX file's path."""
-        self.save_pretrained(output_dir)
-        return export_onnx(self.model, self.tokenizer, output_dir)
+        with self._lock:
+            self._write(str(output_dir), os.path.basename(os.path.abspath(output_dir)))
+            return export_onnx(self.model, self.tokenizer, output_dir)
 
     def push_to_hub(self, repo_id: str, private: bool | None = None, revision: str | None = None,
                     commit_message: str = "Upload word mapper with hf_bertmap", token: str | None = None,
@@ -219,8 +277,8 @@ class WordMapper:
         repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
         if revision is not None:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-        with tempfile.TemporaryDirectory() as folder:
-            self.save_pretrained(folder, repo_id=repo_id)
+        with tempfile.TemporaryDirectory() as folder, self._lock:
+            self._write(folder, repo_id)
             return api.upload_folder(repo_id=repo_id, folder_path=folder, revision=revision,
                                      commit_message=commit_message, create_pr=create_pr)
 
@@ -242,11 +300,12 @@ class WordMapper:
         if not new:
             return new
         texts = self.word_texts(new, descriptions)
-        if self.model.config.head == "text":
-            tokens = self.tokenize_word_texts(texts)
-            self.model.add_labels(new, self.model.encode_word_texts(*tokens), tokens)
-        else:
-            self.model.add_labels(new, self.embed(texts, normalized=True))
+        with self._lock:
+            if self.model.config.head == "text":
+                tokens = self.tokenize_word_texts(texts)
+                self.model.add_labels(new, self.model.encode_word_texts(*tokens), tokens)
+            else:
+                self.model.add_labels(new, self.embed(texts, normalized=True))
         return new
 
     def word_texts(self, words: Sequence[str], descriptions: Mapping[str, str] | None = None) -> list[str]:
@@ -264,9 +323,18 @@ class WordMapper:
     def set_word_texts(self, descriptions: Mapping[str, str] | None = None) -> None:
         """Give a text head (`head="text"`) its words' texts, the words alone or with their `descriptions`, and
         encode its rows from them."""
-        tokens = self.tokenize_word_texts(self.word_texts(self.words, descriptions))
-        self.model.classifier.set_texts(*tokens)
-        self.model.encode_word_rows()
+        with self._lock:
+            tokens = self.tokenize_word_texts(self.word_texts(self.words, descriptions))
+            self.model.classifier.set_texts(*tokens)
+            self.model.encode_word_rows()
+        groups: dict[tuple, list[str]] = {}
+        for word, ids in zip(self.words, tokens[0].tolist()):
+            groups.setdefault(tuple(ids), []).append(word)
+        same = [words for words in groups.values() if len(words) > 1]
+        if same:
+            logger.warning(f"{len(same)} group(s) of output words have texts that are the same once cut to "
+                           f"{self.model.config.label_text_length} tokens, so the same row: {same[:5]}"
+                           f"{' ...' if len(same) > 5 else ''}; shorten their descriptions")
 
     def memorize(self, phrases: list[str], targets: list[str] | list[list[str]], weight: float | None = None,
                  replace: bool = False) -> None:
@@ -280,9 +348,10 @@ class WordMapper:
         config = self.decoding.config
         if (weight if weight is not None else config.memory_weight) <= 0:
             raise ValueError("memorize needs a memory weight > 0 (pass weight=...)")
-        self._store(phrases, targets, replace)
-        if weight is not None:
-            self.decoding.config = dataclasses.replace(config, memory_weight=weight)
+        with self._lock:
+            self._store(phrases, targets, replace)
+            if weight is not None:
+                self.decoding.config = dataclasses.replace(config, memory_weight=weight)
 
     def _store(self, phrases: list[str], targets: Sequence[str | Sequence[str]], replace: bool = False) -> None:
         """Put (phrase, target words) pairs into the memory; every target must be an output word."""
@@ -299,23 +368,59 @@ class WordMapper:
             memory = self.decoding.memory.extend(memory)
         self.decoding.memory = memory
 
-    def correct(self, phrase: str, word: str, add_word: bool = False) -> None:
+    def correct(self, phrase: str, word: str, add_word: bool = False, save: bool = True) -> str | None:
         """Teach the model that `phrase` means `word`, at once and for good: the phrase becomes a stored phrase whose
-        only word is `word` (whatever the memory weight), the pair is appended to the corrections file
-        (`corrections.tsv`, a pair file `train.py --train_file` reads as is) of the model's local folder, and
-        `save_pretrained` keeps both. A word that is not an output word is refused unless `add_word`, which adds it
-        first (`add_labels`)."""
+        only word is `word` (whatever the memory weight). A word that is not an output word is refused unless
+        `add_word`, which adds it first (`add_labels`).
+
+        With `save` (the default) and a model loaded from a folder, the correction is saved there at once, in one
+        atomic save under the folder's lock (see `save_pretrained`): the memory, a new word's row, and the pair
+        appended to the folder's corrections file (`corrections.tsv`, a pair file `train.py --train_file` reads as
+        is). Returns that file's path. If the save is impossible — the folder is read-only, or another run or page
+        saved a model there since this one was loaded (`FolderChangedError`) — nothing changes and the error says
+        why. `save=False` keeps the correction in this mapper only (returns None); `save_pretrained` keeps it.
+        """
         (text,) = self.decoding.normalize([phrase])
         (target,) = self.decoding.normalize([word], what="word")
-        if target not in self.model.config.label2id:
-            if not add_word:
+        with self._lock:
+            if target not in self.model.config.label2id and not add_word:
                 raise ValueError(f"{word!r} is not an output word of this model; choose one of its words, or pass "
                                  "add_word=True to add it")
+            if not save or self.source_folder is None:
+                self._teach(text, target)
+                self.unsaved_corrections.append((text, target))
+                return None
+            undo = self._undo_point(head=target not in self.model.config.label2id)
+            self._teach(text, target)
+            self.unsaved_corrections.append((text, target))
+            try:
+                self._save(self.source_folder, decoding_only=self.model.config.num_labels == self._saved_num_labels)
+            except BaseException:
+                undo()
+                raise
+            return corrections_path(self.source_folder)
+
+    def _teach(self, text: str, target: str) -> None:
+        if target not in self.model.config.label2id:
             self.add_labels([target])
         self._store([text], [[target]])
-        self.corrections.append((text, target))
-        if self.source_folder is not None:
-            write_corrections(self.source_folder, [(text, target)], append=True)
+
+    def _undo_point(self, head: bool):
+        """A function that puts back the memory this mapper has now and, with `head`, its words and head (a failed
+        save's undo)."""
+        config, decoding = self.model.config, self.decoding
+        labels, memory, unsaved = dict(config.id2label), decoding.memory, list(self.unsaved_corrections)
+        classifier = copy.deepcopy(self.model.classifier) if head else None
+
+        def undo() -> None:
+            if classifier is not None:
+                self.model.classifier = classifier
+                config.id2label = labels
+                config.label2id = {label: i for i, label in labels.items()}
+            decoding.memory = memory
+            self.unsaved_corrections[:] = unsaved
+
+        return undo
 
     def gold_words(self, phrases: list[str], targets: Sequence[str | Sequence[str]]) -> list[list[str]]:
         """Each phrase's gold words normalised like training targets: a bare string is one word, a list several."""
@@ -340,13 +445,20 @@ class WordMapper:
             progress.update(len(chunk))
         progress.close()
 
-    @torch.inference_mode()
     def iter_outputs(self, phrases: list[str], batch_size: int = 64,
                      normalized: bool = False) -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
         """(normalised phrases, logits, pooled embeddings) per batch: the model's plain outputs, before decoding."""
+        return self._decode_batches(phrases, batch_size, lambda texts, logits, pooled, words: (texts, logits, pooled),
+                                    normalized)
+
+    def _decode_batches(self, phrases: list[str], batch_size: int, step, normalized: bool = False) -> Iterator:
+        """`step(texts, logits, pooled, words)` per batch, run with the forward under the mapper's lock, so that the
+        words, head and memory it decodes with are those the logits came from."""
         for texts, inputs in self.batches(phrases, batch_size, normalized):
-            outputs = self.model(**inputs)
-            yield texts, outputs.logits.float(), outputs.pooled_output.float()
+            with self._lock, torch.inference_mode():
+                outputs = self.model(**inputs)
+                result = step(texts, outputs.logits.float(), outputs.pooled_output.float(), self.words)
+            yield result
 
     def embed(self, phrases: list[str], batch_size: int = 256, normalized: bool = False) -> torch.Tensor:
         """The pooled embeddings (n, hidden) the head and the memory see, in batches (label names, the memory,
@@ -382,8 +494,8 @@ class WordMapper:
         `config` decodes instead of the model's own decoding settings (e.g. `dataclasses.replace(
         mapper.decoding.config, temperature=1.0)`). For many phrases over many words, `predict` keeps only the top
         words per batch."""
-        chunks = [self.decoding.probabilities(logits, pooled, texts, config=config).cpu()
-                  for texts, logits, pooled in self.iter_outputs(phrases, batch_size)]
+        chunks = list(self._decode_batches(phrases, batch_size, lambda texts, logits, pooled, words:
+                                           self.decoding.probabilities(logits, pooled, texts, config=config).cpu()))
         return torch.cat(chunks) if chunks else torch.empty(0, self.model.config.num_labels)
 
     def predict(
@@ -420,19 +532,17 @@ class WordMapper:
     def iter_explain(self, phrases: list[str], top_k: int | None = None, neighbors: int = 5, batch_size: int = 64,
                      min_score: float | None = None) -> Iterator[list[dict]]:
         """`explain`, one batch at a time (what `bertmap predict --explain` streams)."""
-        words = self.words
         check_positive_int("neighbors", neighbors)
-        for texts, logits, pooled in self.iter_outputs(phrases, batch_size):
-            yield self.decoding.explain(logits, pooled, texts, words, top_k, min_score, neighbors)
+        return self._decode_batches(phrases, batch_size, lambda texts, logits, pooled, words:
+                                    self.decoding.explain(logits, pooled, texts, words, top_k, min_score, neighbors))
 
     def iter_predict(self, phrases: list[str], top_k: int | None = None, batch_size: int = 64,
                      min_score: float | None = None) -> Iterator[list[list[tuple[str, float]]]]:
         """`predict`, one batch at a time (what `bertmap predict --file` streams)."""
-        words = self.words
         config = self.decoding.config
         check_decoding(config.min_score if min_score is None else min_score, config.top_k if top_k is None else top_k)
-        for texts, logits, pooled in self.iter_outputs(phrases, batch_size):
-            yield self.decoding.decode(logits, pooled, texts, words, top_k, min_score)
+        return self._decode_batches(phrases, batch_size, lambda texts, logits, pooled, words:
+                                    self.decoding.decode(logits, pooled, texts, words, top_k, min_score))
 
     def rank(self, phrases: list[str], k: int = 5, batch_size: int = 64,
              golds: list[list[int]] | None = None) -> Ranking:
@@ -440,14 +550,18 @@ class WordMapper:
         with `golds` (each phrase's gold ids), also the rank of its best gold among all words. Only the top `k` of
         each batch are kept, so any number of phrases and words fits in memory."""
         ranked, scores, gold_ranks = [], [], [] if golds is not None else None
-        for start, (texts, logits, pooled) in zip(range(0, len(phrases), batch_size),
-                                                  self.iter_outputs(phrases, batch_size)):
+
+        def step(texts, logits, pooled, words):
             probabilities = self.decoding.probabilities(logits, pooled, texts)
             top = probabilities.topk(min(k, logits.shape[-1]), dim=-1)
+            return top, probabilities
+
+        for start, (top, probabilities) in zip(range(0, len(phrases), batch_size),
+                                               self._decode_batches(phrases, batch_size, step)):
             ranked += top.indices.tolist()
             scores += top.values.tolist()
             if golds is not None:
-                gold_ranks += best_gold_ranks(probabilities, golds[start : start + len(texts)])
+                gold_ranks += best_gold_ranks(probabilities, golds[start : start + len(probabilities)])
         return Ranking(ranked, scores, gold_ranks)
 
     def evaluate(self, phrases: list[str], targets: list[list[str]], k: int | Sequence[int] = 5,

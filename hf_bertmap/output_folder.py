@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -93,6 +94,43 @@ class FolderInUseError(OSError):
     """Another run holds the output folder's lock."""
 
 
+class FolderChangedError(OSError):
+    """A model folder was saved by someone else since it was loaded."""
+
+
+# The files a save of a model writes; a change to any of them means the folder holds another model (or decoding).
+MODEL_FILES = ("config.json", "model.safetensors", "model.safetensors.index.json", "decoding_config.json",
+               "memory.safetensors")
+
+
+def folder_state(folder: str) -> tuple:
+    """What identifies the model a folder holds now: each model file's inode, size and modification time. Every save
+    (training, `bertmap export`, `WordMapper.save_pretrained`, a correction) changes it."""
+    state = []
+    for name in MODEL_FILES:
+        try:
+            st = os.stat(os.path.join(folder, name))
+        except FileNotFoundError:
+            continue
+        state.append((name, st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(state)
+
+
+def check_writable(folder: str) -> None:
+    """A clear `PermissionError` when a save could not replace `folder`: the folder itself or the folder it sits in
+    (where the lock and the staging folder live) is read-only."""
+    parent = os.path.dirname(folder)
+    if os.path.isdir(parent) and not os.access(parent, os.W_OK | os.X_OK):
+        raise read_only(folder)
+    if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"{folder}: cannot be written: it is read-only")
+
+
+def read_only(folder: str) -> PermissionError:
+    return PermissionError(f"{folder}: cannot be written: the folder it is in ({os.path.dirname(folder)}), where "
+                           "the lock and the staging folder go, is read-only")
+
+
 @dataclass(frozen=True)
 class OutputFolder:
     """Where a run writes, checked by `prepare` before any work.
@@ -131,22 +169,34 @@ class OutputFolder:
         return cls(folder, in_place=foreign or holds_cwd)
 
     @contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold `.NAME.lock` beside the folder; a second run into the same folder fails at once, naming it."""
+    def lock(self, wait: float = 0.0) -> Iterator[None]:
+        """Hold `.NAME.lock` beside the folder; a second writer into the same folder fails, naming it, at once or
+        after waiting up to `wait` seconds for the first (a short save, such as a correction's)."""
         parent, name = os.path.split(self.path)
-        os.makedirs(parent, exist_ok=True)
         path = os.path.join(parent, f".{name}.lock")
         in_use = FolderInUseError(f"{self.path} is being written by another run (it holds {path}); wait for it to "
                                   "finish or choose another folder")
+        deadline = time.monotonic() + wait
         while True:
             try:
+                os.makedirs(parent, exist_ok=True)
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | (0 if fcntl else os.O_EXCL), 0o666)
+            except FileExistsError:
+                fd = None
+            except PermissionError:
+                raise read_only(self.path) from None
+            try:
+                if fd is None:
+                    raise FileExistsError(path)
                 if fcntl is not None:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except (BlockingIOError, FileExistsError):
-                if fcntl is not None:
+                if fd is not None:
                     os.close(fd)
-                raise in_use from None
+                if time.monotonic() >= deadline:
+                    raise in_use from None
+                time.sleep(0.05)
+                continue
             try:  # the holder before us may have removed the file after we opened it: lock the file now there
                 if os.stat(path).st_ino == os.fstat(fd).st_ino:
                     break
@@ -188,15 +238,16 @@ class OutputFolder:
         shutil.rmtree(previous)  # the replaced model files, and links to what lives on in the new folder
 
     def save(self, write: Callable[[str], None]) -> None:
-        """`write(staging)` then `commit(staging)`; if `write` fails the folder is untouched and the staging folder
-        is removed (it holds only what `write` wrote)."""
+        """`write(staging)` then `commit(staging)`; if either fails before the folder is replaced, the folder is
+        untouched and the staging folder is removed (it holds only what `write` wrote)."""
         staging = self.begin()
         try:
             write(staging)
+            self.commit(staging)
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            if os.path.isdir(self.path) or not os.path.isdir(staging):  # else staging is the only whole copy
+                shutil.rmtree(staging, ignore_errors=True)
             raise
-        self.commit(staging)
 
 
 def write_error(err: BaseException, where: str) -> OSError | None:
@@ -239,4 +290,5 @@ def merge_into(source: str, target: str) -> None:
             os.replace(src, dst)
 
 
-__all__ = ["OutputFolder", "FolderInUseError", "apply_umask", "holds_run_output", "write_error"]
+__all__ = ["OutputFolder", "FolderInUseError", "FolderChangedError", "apply_umask", "check_writable", "folder_state",
+           "holds_run_output", "write_error"]

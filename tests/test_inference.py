@@ -221,10 +221,10 @@ def test_a_correction_is_answered_at_once_and_after_a_reload(saved_model, tmp_pa
     mapper.correct("Very Fishy", "size")
     assert mapper.predict("very fishy") == [("size", 1.0)]
     assert (saved_model / "corrections.tsv").read_text() == "phrase\ttarget\nvery fishy\tsize\n"
-    assert WordMapper.from_pretrained(saved_model).predict("very fishy") == [("size", 1.0)]  # taught again on load
+    assert WordMapper.from_pretrained(saved_model).predict("very fishy") == [("size", 1.0)]  # saved in the model
     mapper.save_pretrained(tmp_path / "saved")
-    reloaded = WordMapper.from_pretrained(tmp_path / "saved")
-    assert reloaded.predict("very fishy") == [("size", 1.0)] and reloaded.corrections == [("very fishy", "size")]
+    assert WordMapper.from_pretrained(tmp_path / "saved").predict("very fishy") == [("size", 1.0)]
+    assert (tmp_path / "saved" / "corrections.tsv").read_text() == "phrase\ttarget\nvery fishy\tsize\n"
 
 
 def test_a_correction_to_an_unknown_word_is_refused_unless_adding_it_is_asked(saved_model):
