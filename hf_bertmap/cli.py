@@ -43,6 +43,8 @@ def positive_int(text: str) -> int:
 def _read_phrases(args: argparse.Namespace) -> list[str]:
     phrases = list(args.phrases)
     if args.file is not None:
+        if os.path.isdir(args.file):
+            raise IsADirectoryError(f"--file {args.file}: a folder, not a file of phrases")
         source = 0 if args.file == "-" else args.file  # 0: standard input, left open afterwards
         try:  # utf-8-sig: a byte order mark is not part of the first phrase
             with open(source, encoding="utf-8-sig", closefd=source != 0) as f:
@@ -122,15 +124,16 @@ def describe(explanation: dict) -> str:
 
 def demo(args: argparse.Namespace) -> None:
     """Serve the demo page for MODEL, or write a Hugging Face Space for it with --space."""
-    from .demo import build_demo, write_space
+    from .demo import MAX_BATCH_BYTES, build_demo, write_space
 
     title = os.path.basename(os.path.normpath(args.model))
     if args.space:
-        app = write_space(args.model, args.space, title)
+        app = write_space(args.model, args.space, title, overwrite=args.overwrite)
         print(f"{app} written: a Space for {args.model} (gradio and transformers only)")
         return
     mapper = _load(args)
-    build_demo(mapper, title).launch(server_name=args.host, server_port=args.port, ssr_mode=False)
+    build_demo(mapper, title).launch(server_name=args.host, server_port=args.port, ssr_mode=False,
+                                     max_file_size=MAX_BATCH_BYTES)
 
 
 def evaluate(args: argparse.Namespace) -> None:
@@ -138,6 +141,8 @@ def evaluate(args: argparse.Namespace) -> None:
     from .data import group_by_phrase, read_pair_file, validate_pairs
     from .metrics import gold_lists
 
+    if args.predictions and os.path.realpath(args.predictions) == os.path.realpath(args.file):
+        raise ValueError(f"--predictions {args.predictions} is the file being evaluated (--file); choose another")
     mapper = _load(args)
     raw = read_pair_file(args.file, (args.phrase_column, args.target_column))
     validate_pairs(raw, args.file, args.phrase_column, args.target_column)
@@ -194,6 +199,8 @@ def main(argv: list[str] | None = None) -> None:
     d.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0 for every interface)")
     d.add_argument("--port", type=int, default=7860)
     d.add_argument("--space", help="instead, write a ready Hugging Face Space for MODEL into this folder")
+    d.add_argument("--overwrite", action="store_true",
+                   help="with --space, write into a non-empty folder that holds no model (its other files stay)")
     x = commands.add_parser("export", help="export a model to ONNX for serving with --backend onnx")
     x.add_argument("model", help="a trained model folder or Hub id")
     x.add_argument("output_dir", help="where the model folder and model.onnx are written")
