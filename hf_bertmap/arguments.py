@@ -219,6 +219,9 @@ class DataArguments:
             if os.path.splitext(path)[1].lower() not in (".csv", ".tsv", ".json", ".jsonl"):
                 raise ValueError(f"--{name}: {path} must be a .csv, .tsv, .json or .jsonl file")
         descriptions = self.label_descriptions
+        if descriptions is not None and os.path.isdir(descriptions):
+            raise IsADirectoryError(f"--label_descriptions: {descriptions} is a folder, not a file of word, "
+                                    "description rows")
         if descriptions is not None and descriptions != "wordnet" and not os.path.isfile(descriptions):
             raise FileNotFoundError(f"--label_descriptions: no such file: {descriptions} (a file of word, description "
                                     "rows, or 'wordnet')")

@@ -79,14 +79,16 @@ def _read_utf8(path: str) -> str:
         ) from None
 
 
-def read_pair_file(path: str, columns: Sequence[str] | None = None) -> Dataset:
+def read_pair_file(path: str, columns: Sequence[str] | None = None,
+                   hint: str = "choose with --phrase_column/--target_column") -> Dataset:
     """Read a .csv/.tsv/.json/.jsonl file of pairs as text: every cell a string (no number, date or boolean
     guessing), an empty cell or a JSON `null` missing (`None`).
 
     CSV/TSV: the first row is the header and every row has as many fields as it (else refused with the line
     number). JSON: an array of objects, JSON Lines (one object per line, in a .json file too), or one object of
     equally long columns; a value that is not a string or null is refused with its line and field. `columns`, if
-    given, are the only fields read (the others are ignored); a missing one is refused, naming the file's.
+    given, are the only fields read (the others are ignored); a missing one is refused, naming the file's (and
+    `hint`: how to choose others).
     """
     text = _read_utf8(path)
     if not text.strip():
@@ -101,8 +103,7 @@ def read_pair_file(path: str, columns: Sequence[str] | None = None) -> Dataset:
     wanted = list(header) if columns is None else list(dict.fromkeys(columns))
     for column in wanted:
         if column not in header:
-            raise DataValidationError(f"{path}: no column {column!r}; the columns are {list(header)} "
-                                      "(choose with --phrase_column/--target_column)")
+            raise DataValidationError(f"{path}: no column {column!r}; the columns are {list(header)} ({hint})")
     data = {column: [row.get(column) for row in rows] for column in wanted}
     return Dataset.from_dict(data, features=Features({column: Value("string") for column in wanted}))
 
@@ -455,7 +456,7 @@ def read_label_descriptions(source: str, lowercase: bool = True) -> dict[str, st
     `read_pair_file` reads), or `"wordnet"` for the built-in words' WordNet glosses. Words are normalised like
     targets; an empty cell or a word given twice is refused, naming the row."""
     path = str(WORDNET_GLOSSES) if source == "wordnet" else source
-    rows = read_pair_file(path, ("word", "description"))
+    rows = read_pair_file(path, ("word", "description"), hint="a file of word, description rows")
     descriptions: dict[str, str] = {}
     for i, (word, description) in enumerate(zip(rows["word"], rows["description"])):
         if not (word or "").strip() or not (description or "").strip():

@@ -137,10 +137,23 @@ class PhraseMemory:
     def load(cls, path: str | os.PathLike) -> "PhraseMemory":
         from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt") as f:
-            phrases = json.loads(f.metadata()["phrases"])
-        tensors = load_file(str(path))
-        return cls(phrases, tensors["keys"], tensors["golds"])
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                phrases = json.loads((f.metadata() or {})["phrases"])
+            tensors = load_file(str(path))
+            return cls(phrases, tensors["keys"], tensors["golds"])
+        except (KeyError, ValueError, TypeError, OSError) as err:
+            missing = f"no {err}" if isinstance(err, KeyError) else " ".join(str(err).split())
+            raise ValueError(f"{path}: not a phrase memory ({missing})") from None
+
+    def check(self, hidden_size: int, num_labels: int, path: str) -> None:
+        """Refuse a memory that does not fit the model it was loaded with, naming its file."""
+        if self.keys.shape[-1] != hidden_size:
+            raise ValueError(f"{path}: its embeddings have {self.keys.shape[-1]} dimensions, the model's "
+                             f"{hidden_size}")
+        if len(self) and int(self.golds.max()) >= num_labels:
+            raise ValueError(f"{path}: a stored phrase's word id {int(self.golds.max())} is not among the model's "
+                             f"{num_labels} output words")
 
 
 class Decomposition(NamedTuple):
@@ -209,8 +222,14 @@ class WordMappingDecoder:
         config_path, memory_path = find(DECODING_CONFIG_FILE), find(MEMORY_FILE)
         config = DecodingConfig()
         if config_path is not None:
-            with open(config_path) as f:
-                config = DecodingConfig.from_dict(json.load(f))
+            try:
+                with open(config_path) as f:
+                    values = json.load(f)
+                if not isinstance(values, dict):
+                    raise ValueError(f"expected an object of settings, got {type(values).__name__}")
+                config = DecodingConfig.from_dict(values)
+            except (ValueError, TypeError) as err:
+                raise ValueError(f"{config_path}: not a decoding config ({' '.join(str(err).split())})") from None
         return cls(config, PhraseMemory.load(memory_path) if memory_path is not None else None)
 
     def save_pretrained(self, folder: str | os.PathLike) -> None:

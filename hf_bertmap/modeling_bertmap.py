@@ -444,6 +444,9 @@ class BertForWordMapping(BertMapPreTrainedModel):
             if not set(getattr(conversion, "source_patterns", ())) & set(cls._legacy_key_mapping)]
         hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if kwargs.get(key) is not None}
         model.decoding = WordMappingDecoder.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        if model.decoding.memory is not None:
+            model.decoding.memory.check(model.config.encoder_config.hidden_size, model.config.num_labels,
+                                        f"{pretrained_model_name_or_path}/memory.safetensors")
         return loaded
 
     def save_pretrained(self, save_directory, *args, **kwargs):

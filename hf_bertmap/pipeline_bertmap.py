@@ -35,6 +35,11 @@ class WordMappingPipeline(Pipeline):
     def decoding(self) -> WordMappingDecoder:
         return self.model.decoding
 
+    def __call__(self, inputs, *args, **kwargs):
+        if isinstance(inputs, (list, tuple)) and not inputs:
+            return []  # no phrases, no answers (the base class fails on an empty batch)
+        return super().__call__(inputs, *args, **kwargs)
+
     def _sanitize_parameters(self, top_k: int | None = None, min_score: float | None = None, **kwargs):
         postprocess = {key: value for key, value in (("top_k", top_k), ("min_score", min_score)) if value is not None}
         return {}, {}, postprocess

@@ -19,6 +19,7 @@ from transformers import (
     EarlyStoppingCallback,
     HfArgumentParser,
     PreTrainedModel,
+    PreTrainedTokenizerBase,
     TrainerCallback,
     set_seed,
 )
@@ -189,6 +190,7 @@ def load_mapper(model_args: ModelArguments, data_args: DataArguments, splits: da
         resolve_backbone(model_args.tokenizer_name) if model_args.tokenizer_name else path,
         trust_remote_code=model_args.trust_remote_code, **hub_kwargs)
     config = AutoConfig.from_pretrained(path, trust_remote_code=model_args.trust_remote_code, **hub_kwargs)
+    check_max_seq_length(data_args.max_seq_length, getattr(config, "encoder_config", config), tokenizer)
     descriptions = (read_label_descriptions(data_args.label_descriptions, data_args.lowercase)
                     if data_args.label_descriptions else None)
     encoder = None
@@ -234,12 +236,25 @@ def load_mapper(model_args: ModelArguments, data_args: DataArguments, splits: da
     if descriptions is not None:
         described = sum(word in descriptions for word in label_names)
         logger.info(f"{described} of the {len(label_names)} output words have a description")
+        unknown = sorted(set(descriptions) - set(label_names))
+        if unknown:
+            logger.warning(f"--label_descriptions {data_args.label_descriptions}: {len(unknown)} described word(s) "
+                           f"are not output words and are ignored: {unknown[:10]}{' ...' if len(unknown) > 10 else ''}")
     if model_args.head == "text":
         mapper.set_word_texts(descriptions)
     elif model_args.init_head_from_label_names:
         mapper.model.label_head("--init_head_from_label_names").initialize_from(
             mapper.embed(mapper.word_texts(label_names, descriptions), normalized=True))
     return mapper
+
+
+def check_max_seq_length(max_seq_length: int, encoder_config, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Refuse a `--max_seq_length` above the tokens the encoder reads (its positions, its tokenizer's limit)."""
+    limits = [n for n in (getattr(encoder_config, "max_position_embeddings", None), tokenizer.model_max_length)
+              if isinstance(n, int) and 0 < n < 1_000_000]
+    if limits and max_seq_length > min(limits):
+        raise ValueError(f"--max_seq_length {max_seq_length}: the encoder reads at most {min(limits)} tokens; choose "
+                         f"at most {min(limits)}")
 
 
 def build_model(model_args: ModelArguments, label_names: list[str], encoder: PreTrainedModel) -> BertForWordMapping:
