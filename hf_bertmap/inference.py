@@ -299,13 +299,8 @@ class WordMapper:
                 new.append(word)
         if not new:
             return new
-        texts = self.word_texts(new, descriptions)
         with self._lock:
-            if self.model.config.head == "text":
-                tokens = self.tokenize_word_texts(texts)
-                self.model.add_labels(new, self.model.encode_word_texts(*tokens), tokens)
-            else:
-                self.model.add_labels(new, self.embed(texts, normalized=True))
+            self.model.add_labels(new, *self.tokenize_word_texts(self.word_texts(new, descriptions)))
         return new
 
     def word_texts(self, words: Sequence[str], descriptions: Mapping[str, str] | None = None) -> list[str]:
@@ -325,8 +320,7 @@ class WordMapper:
         encode its rows from them."""
         with self._lock:
             tokens = self.tokenize_word_texts(self.word_texts(self.words, descriptions))
-            self.model.classifier.set_texts(*tokens)
-            self.model.encode_word_rows()
+            self.model.set_word_texts(*tokens)
         groups: dict[tuple, list[str]] = {}
         for word, ids in zip(self.words, tokens[0].tolist()):
             groups.setdefault(tuple(ids), []).append(word)

@@ -54,7 +54,35 @@ def trim_padding(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple
     return input_ids[:, :length], attention_mask[:, :length]
 
 
-class LabelHead(nn.Module):
+class WordHead(nn.Module):
+    """What every head is: `forward(pooled, labels=None, encoder=None)` -> (batch, num_labels) logits, where
+    `labels` are the batch's gold ids and `encoder` the model (`pool` encodes texts with gradients,
+    `encode_word_texts` in eval mode); a head whose rows follow the encoder (`TextHead`) uses them, the others ignore
+    them. The row operations a head does not have are refused with what its rows are."""
+
+    kind = ""  # its `config.head`
+    rows_are = ""  # what its rows are, for the refusals
+
+    def refresh(self, encoder: "BertForWordMapping") -> None:
+        """Encode rows that follow the encoder anew, if stale (a `TextHead`'s); the other heads' rows are weights."""
+
+    def initialize_from(self, embeddings: torch.Tensor) -> None:
+        raise self.refusal("starting rows from the words' embeddings", "head='labels'")
+
+    def freeze(self) -> None:
+        raise self.refusal("keeping the rows fixed", "head='labels' or 'text'")
+
+    def append_rows(self, embeddings: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
+        raise self.refusal("adding words (add_labels)", "head='labels' or 'text'")
+
+    def set_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
+        raise self.refusal("words' texts", "head='text'")
+
+    def refusal(self, what: str, heads: str) -> ValueError:
+        return ValueError(f"{what} applies to {heads} only; the rows of head={self.kind!r} {self.rows_are}")
+
+
+class LabelHead(WordHead):
     """The output layer over a closed set of words (`head="labels"`): one row and one bias per word of
     `config.id2label`.
 
@@ -64,6 +92,8 @@ class LabelHead(nn.Module):
     from the words' embeddings (`initialize_from`), keep them fixed (`freeze`) and grow new ones (`append_rows`).
     """
 
+    kind, rows_are = "labels", "are learned weights"
+
     def __init__(self, config: BertMapConfig):
         super().__init__()
         hidden_size = config.encoder_config.hidden_size
@@ -72,7 +102,8 @@ class LabelHead(nn.Module):
         cosine = config.head_scoring == "cosine"
         self.logit_scale = nn.Parameter(torch.tensor(float(config.logit_scale_init_value))) if cosine else None
 
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+    def forward(self, pooled: torch.Tensor, labels: torch.Tensor | None = None,
+                encoder: "BertForWordMapping | None" = None) -> torch.Tensor:
         """(batch, hidden) pooled embeddings -> (batch, num_labels) logits."""
         if self.logit_scale is None:
             return nn.functional.linear(pooled, self.weight, self.bias)
@@ -95,10 +126,11 @@ class LabelHead(nn.Module):
         self.bias.requires_grad_(False)
 
     @torch.no_grad()
-    def append_rows(self, embeddings: torch.Tensor) -> None:
+    def append_rows(self, embeddings: torch.Tensor, input_ids: torch.Tensor | None = None,
+                    attention_mask: torch.Tensor | None = None) -> None:
         """Add one row per new word, without training: each points the way of its row of `embeddings` (the pooled
-        embedding of the word's own text) with the mean norm of the existing rows; each bias is the mean existing
-        bias, so a new word competes on its meaning, not on a prior."""
+        embedding of the word's own text; the tokenised text itself is not kept) with the mean norm of the existing
+        rows; each bias is the mean existing bias, so a new word competes on its meaning, not on a prior."""
         weight, bias = self.weight, self.bias
         rows = nn.functional.normalize(embeddings.float(), dim=-1).to(weight.device, weight.dtype)
         rows = rows * weight.norm(dim=-1).mean()
@@ -106,7 +138,7 @@ class LabelHead(nn.Module):
         self.bias = nn.Parameter(torch.cat([bias, bias.mean().expand(len(rows))]), requires_grad=bias.requires_grad)
 
 
-class TextHead(nn.Module):
+class TextHead(WordHead):
     """The output layer over words known by their text (`head="text"`): each word's row is the encoder's own pooled
     embedding of its text (the word, or the word and a short description: `"smell: any property detected by the
     olfactory system"`), scored by cosine with a learned scale; plus, as a `LabelHead` scores, a learned row
@@ -118,13 +150,17 @@ class TextHead(nn.Module):
     teach beyond it: a word with few or no training phrases, or one added later (its learned row zero), is scored by
     what it means. `freeze` keeps the learned rows at zero: words scored by their text alone. The words' tokenised texts
     (`text_ids`, `text_mask`) and their current rows (`rows`) are saved with the model, so serving scores against
-    the stored rows at the cost of a `LabelHead`, and ONNX exports them as constants. `BertForWordMapping`
-    encodes the rows: the batch's gold words with gradients at each training step, all of them every
-    `config.label_refresh_steps` steps and before the model is evaluated or saved after training.
+    the stored rows at the cost of a `LabelHead`, and ONNX exports them as constants. The head keeps its rows in
+    step with the encoder it is given: in a training step it encodes the batch's gold words with gradients (at most
+    `config.label_gradient_words` of them) and all words anew every `config.label_refresh_steps` steps; outside
+    training, and before the model is saved, it encodes all words anew if training moved the encoder since.
     """
+
+    kind, rows_are = "text", "are the encoder's embeddings of the words' texts"
 
     def __init__(self, config: BertMapConfig):
         super().__init__()
+        self.config = config  # the refresh schedule, read at each step
         num_labels, hidden_size = config.num_labels, config.encoder_config.hidden_size
         self.register_buffer("text_ids", torch.zeros(num_labels, config.label_text_length, dtype=torch.long))
         self.register_buffer("text_mask", torch.zeros(num_labels, config.label_text_length, dtype=torch.long))
@@ -135,10 +171,42 @@ class TextHead(nn.Module):
         self.stale = False  # whether training moved the encoder since the rows were encoded
         self.steps_since_refresh = 0
 
-    def forward(self, pooled: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
-        """(batch, hidden) pooled embeddings -> (batch, num_labels) logits against the stored rows, or `rows`."""
-        text_scores = cosine_logits(pooled, self.rows if rows is None else rows, self.logit_scale, self.bias)
+    def forward(self, pooled: torch.Tensor, labels: torch.Tensor | None = None,
+                encoder: "BertForWordMapping" = None) -> torch.Tensor:
+        """(batch, hidden) pooled embeddings -> (batch, num_labels) logits. Outside training, against the stored
+        rows (encoded anew first by `encoder` if training moved it since). In a training step, the batch's gold
+        words' rows are encoded with gradients, so the encoder learns to place a word's text where its phrases are,
+        and all rows are encoded anew every `config.label_refresh_steps` steps."""
+        if not self.training:
+            self.refresh(encoder)
+            return self.score(pooled, self.rows)
+        refresh_steps = self.config.label_refresh_steps
+        if refresh_steps and self.steps_since_refresh >= refresh_steps:
+            self.encode_rows(encoder)
+        self.stale, self.steps_since_refresh = True, self.steps_since_refresh + 1
+        rows = self.rows
+        if labels is not None and torch.is_grad_enabled():
+            gold = labels[labels >= 0].unique().to(rows.device)
+            limit = self.config.label_gradient_words
+            if limit is not None and len(gold) > limit:
+                gold = gold[torch.randperm(len(gold), device=gold.device)[:limit]]
+            if len(gold):
+                rows = rows.index_copy(0, gold, encoder.pool(*self.texts(gold)).to(rows.dtype))
+        return self.score(pooled, rows)
+
+    def score(self, pooled: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        text_scores = cosine_logits(pooled, rows, self.logit_scale, self.bias)
         return text_scores + nn.functional.linear(pooled, self.weight)
+
+    def refresh(self, encoder: "BertForWordMapping") -> None:
+        """`encode_rows` if training moved the encoder since the rows were encoded (or the texts changed)."""
+        if self.stale:
+            self.encode_rows(encoder)
+
+    def encode_rows(self, encoder: "BertForWordMapping") -> None:
+        """Encode every row anew from its word's text with `encoder` (in eval mode)."""
+        self.rows.copy_(encoder.encode_word_texts(self.text_ids, self.text_mask))
+        self.stale, self.steps_since_refresh = False, 0
 
     def freeze(self) -> None:
         """Keep the learned rows and the biases as they are (zero, from the start): words are scored by their text
@@ -181,10 +249,12 @@ class TextHead(nn.Module):
                                  requires_grad=bias.requires_grad)
 
 
-class VocabHead(nn.Module):
+class VocabHead(WordHead):
     """The output layer over the encoder's whole vocabulary (`head="vocab"`), as `BertLMPredictionHead` scores
     tokens: its rows are the encoder's input word embeddings (`BertForWordMapping` ties them), plus a bias per
     token. Encoders whose embeddings are narrower than their hidden states (ELECTRA) get a projection first."""
+
+    kind, rows_are = "vocab", "are the encoder's word embeddings, tied"
 
     def __init__(self, config: BertMapConfig, embedding_size: int):
         super().__init__()
@@ -193,7 +263,8 @@ class VocabHead(nn.Module):
         self.weight = nn.Parameter(torch.empty(config.num_labels, embedding_size))  # tied to the word embeddings
         self.bias = nn.Parameter(torch.empty(config.num_labels))
 
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+    def forward(self, pooled: torch.Tensor, labels: torch.Tensor | None = None,
+                encoder: "BertForWordMapping | None" = None) -> torch.Tensor:
         """(batch, hidden) pooled embeddings -> (batch, vocab_size) logits."""
         if self.transform is not None:
             pooled = self.transform(pooled)
@@ -320,40 +391,13 @@ class BertForWordMapping(BertMapPreTrainedModel):
         """
         kwargs.pop("num_items_in_batch", None)
         embedding = self.pool(input_ids, attention_mask, token_type_ids=token_type_ids, **kwargs)  # (batch, hidden)
-        if isinstance(self.classifier, TextHead):
-            logits = self._score_words_by_text(self.dropout(embedding), labels)
-        else:
-            logits = self.classifier(self.dropout(embedding))  # (batch, num_labels)
+        logits = self.classifier(self.dropout(embedding), labels=labels, encoder=self)  # (batch, num_labels)
 
         loss = None
         if labels is not None:
             gold = multi_hot(labels.to(logits.device), logits.shape[-1]).to(logits.dtype)
             loss = soft_cross_entropy(logits, gold)
         return WordMappingOutput(loss=loss, logits=logits, pooled_output=embedding)
-
-    def _score_words_by_text(self, pooled: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """The `TextHead`'s logits. Outside training, against the stored rows (encoded anew first if training moved
-        the encoder since). In a training step, the batch's gold words' rows (at most
-        `config.label_gradient_words` of them) are encoded with gradients, so the encoder learns to place a word's
-        text where its phrases are, and all rows are encoded anew every `config.label_refresh_steps` steps."""
-        head = self.classifier
-        if not self.training:
-            if head.stale:
-                self.encode_word_rows()
-            return head(pooled)
-        refresh_steps = self.config.label_refresh_steps
-        if refresh_steps and head.steps_since_refresh >= refresh_steps:
-            self.encode_word_rows()
-        head.stale, head.steps_since_refresh = True, head.steps_since_refresh + 1
-        rows = head.rows
-        if labels is not None and torch.is_grad_enabled():
-            gold = labels[labels >= 0].unique().to(rows.device)
-            limit = self.config.label_gradient_words
-            if limit is not None and len(gold) > limit:
-                gold = gold[torch.randperm(len(gold), device=gold.device)[:limit]]
-            if len(gold):
-                rows = rows.index_copy(0, gold, self.pool(*head.texts(gold)).to(rows.dtype))
-        return head(pooled, rows)
 
     @torch.no_grad()
     def encode_word_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -370,23 +414,11 @@ class BertForWordMapping(BertMapPreTrainedModel):
         self.train(was_training)
         return torch.cat(chunks) if chunks else input_ids.new_zeros(0, self.config.encoder_config.hidden_size).float()
 
-    def encode_word_rows(self) -> None:
-        """Encode every `TextHead` row anew from its word's text with the current encoder (in eval mode)."""
-        head = self.classifier
-        if not isinstance(head, TextHead):
-            raise ValueError(f"encode_word_rows applies to head='text' only, not head={self.config.head!r}")
-        head.rows.copy_(self.encode_word_texts(head.text_ids, head.text_mask))
-        head.stale, head.steps_since_refresh = False, 0
-
-    def label_head(self, purpose: str, text: bool = False) -> "LabelHead | TextHead":
-        """The `LabelHead`, for what only it can do (`initialize_from`); with `text`, a `TextHead` too (`freeze`).
-        `purpose` names the caller in the error for the other heads, whose rows are the encoder's embeddings."""
-        if not isinstance(self.classifier, (LabelHead, TextHead) if text else LabelHead):
-            rows = ("are the encoder's embeddings of the words' texts" if self.config.head == "text"
-                    else "are the encoder's word embeddings, tied")
-            heads = "head='labels' or 'text'" if text else "head='labels'"
-            raise ValueError(f"{purpose} applies to {heads} only; the rows of head={self.config.head!r} {rows}")
-        return self.classifier
+    def set_word_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
+        """Give a `TextHead` its words' tokenised texts (num_labels, length), in `id2label` order, and encode its
+        rows from them."""
+        self.classifier.set_texts(input_ids, attention_mask)
+        self.classifier.refresh(self)
 
     def freeze_encoder_layers(self, num_layers: int) -> None:
         """Train only the encoder's layers from `num_layers` on (and the head): its embeddings, its first
@@ -406,26 +438,17 @@ class BertForWordMapping(BertMapPreTrainedModel):
         for param in self.encoder.parameters():
             param.requires_grad = num_layers == 0 or id(param) in trained
 
-    def add_labels(self, names: list[str], embeddings: torch.Tensor,
-                   texts: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
-        """Append output words `names` without training and write them into `id2label`/`label2id`: one row per name
-        of `embeddings`, the pooled embedding of the word's own text. A `LabelHead` points a new row that way
-        (`LabelHead.append_rows`); a `TextHead` takes it as the word's row and also needs the tokenised `texts`
-        (input_ids, attention_mask) it was encoded from, to encode it anew after training."""
-        if embeddings.shape[0] != len(names):
-            raise ValueError(f"expected {len(names)} rows of label embeddings, got {embeddings.shape[0]}")
+    def add_labels(self, names: list[str], input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
+        """Append output words `names` without training and write them into `id2label`/`label2id`. Each word's text
+        (tokenised: `input_ids`, `attention_mask`, one row per name) is encoded by the current encoder
+        (`encode_word_texts`); the head takes that embedding as the word's row (`TextHead`, which keeps the text
+        to encode it anew after training) or points a new row that way (`LabelHead`)."""
+        if input_ids.shape[0] != len(names):
+            raise ValueError(f"expected {len(names)} tokenised word texts, got {input_ids.shape[0]}")
         clashes = sorted(set(names) & set(self.config.label2id)) + sorted({n for n in names if names.count(n) > 1})
         if clashes:
             raise ValueError(f"add_labels: already output words or given twice: {clashes}")
-        if isinstance(self.classifier, TextHead):
-            if texts is None:
-                raise ValueError("add_labels: a text head needs the new words' tokenised texts")
-            self.classifier.append_rows(embeddings, *texts)
-        elif isinstance(self.classifier, LabelHead):
-            self.classifier.append_rows(embeddings)
-        else:
-            raise ValueError("add_labels applies to head='labels' or 'text'; head='vocab' outputs every token of the "
-                             "vocabulary already")
+        self.classifier.append_rows(self.encode_word_texts(input_ids, attention_mask), input_ids, attention_mask)
         labels = [self.config.id2label[i] for i in range(self.config.num_labels)] + list(names)
         self.config.id2label = dict(enumerate(labels))
         self.config.label2id = {label: i for i, label in enumerate(labels)}
@@ -463,12 +486,12 @@ class BertForWordMapping(BertMapPreTrainedModel):
             pipeline_module = WordMappingPipeline.__module__.split(".")[-1]
             self.config.custom_pipelines = {"word-mapping": {
                 "impl": f"{pipeline_module}.{WordMappingPipeline.__name__}", "pt": ["AutoModel"], "type": "text"}}
-        if isinstance(self.classifier, TextHead) and self.classifier.stale:
-            self.encode_word_rows()  # the saved rows are those of the saved encoder
+        self.classifier.refresh(self)  # a text head's saved rows are those of the saved encoder
         result = super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
             self.decoding.save_pretrained(save_directory)
         return result
 
 
-__all__ = ["BertForWordMapping", "BertMapPreTrainedModel", "LabelHead", "TextHead", "VocabHead", "WordMappingOutput"]
+__all__ = ["BertForWordMapping", "BertMapPreTrainedModel", "LabelHead", "TextHead", "VocabHead", "WordHead",
+           "WordMappingOutput"]

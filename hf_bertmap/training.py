@@ -93,7 +93,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Ber
         logger.info(f"Training the top {num_layers - model_args.freeze_layers} of the encoder's {num_layers} layers "
                     "and the head")
     if training_args.do_train and model_args.freeze_head:
-        mapper.model.label_head("--freeze_head", text=True).freeze()
+        mapper.model.classifier.freeze()
         logger.info(f"The head's {config.num_labels} rows stay at the label names' embeddings"
                     if config.head == "labels" else "Words are scored by their text alone (no learned rows)")
     label_names = mapper.words
@@ -243,7 +243,7 @@ def load_mapper(model_args: ModelArguments, data_args: DataArguments, splits: da
     if model_args.head == "text":
         mapper.set_word_texts(descriptions)
     elif model_args.init_head_from_label_names:
-        mapper.model.label_head("--init_head_from_label_names").initialize_from(
+        mapper.model.classifier.initialize_from(
             mapper.embed(mapper.word_texts(label_names, descriptions), normalized=True))
     return mapper
 

@@ -81,7 +81,7 @@ def test_add_labels_refuses_empty_words_and_the_vocabulary_head(saved_model, tok
     assert mapper.words == ["height", "size", "smell"]  # nothing half-added
     make_model(head="vocab").save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match="add_labels applies to head='labels' or 'text'"):
+    with pytest.raises(ValueError, match=r"adding words \(add_labels\) applies to head='labels' or 'text'"):
         WordMapper.from_pretrained(tmp_path).add_labels(["flavor"])
 
 

@@ -186,24 +186,27 @@ def test_save_and_auto_model_load_give_identical_logits_with_no_key_warnings(poo
 def test_a_label_head_starts_from_unit_rows_of_the_label_embeddings():
     model = make_model()
     embeddings = torch.randn(3, 32) * 5
-    model.label_head("initialising").initialize_from(embeddings)
+    model.classifier.initialize_from(embeddings)
     assert torch.allclose(model.classifier.weight, torch.nn.functional.normalize(embeddings, dim=-1), atol=1e-6)
     assert torch.equal(model.classifier.bias, torch.zeros(3))
     with pytest.raises(ValueError, match="expected 3 label rows, got 2"):
-        model.label_head("initialising").initialize_from(embeddings[:2])
+        model.classifier.initialize_from(embeddings[:2])
 
 
 def test_add_labels_appends_rows_of_the_mean_norm_and_keeps_the_old_ones():
     model = make_model()
     old_weight, old_bias = model.classifier.weight.detach().clone(), model.classifier.bias.detach().clone()
-    model.add_labels(["value", "temperature"], torch.randn(2, 32))
+    texts = (torch.tensor([[2, 7, 3, 0], [2, 8, 9, 3]]), torch.tensor([[1, 1, 1, 0], [1, 1, 1, 1]]))
+    model.add_labels(["value", "temperature"], *texts)
     assert model.config.id2label == {0: "height", 1: "size", 2: "smell", 3: "value", 4: "temperature"}
     assert torch.equal(model.classifier.weight[:3], old_weight) and torch.equal(model.classifier.bias[:3], old_bias)
     norms = model.classifier.weight[3:].norm(dim=-1)
     assert torch.allclose(norms, old_weight.norm(dim=-1).mean().expand(2), atol=1e-5)
+    directions = torch.nn.functional.normalize(model.encode_word_texts(*texts), dim=-1)
+    assert torch.allclose(torch.nn.functional.normalize(model.classifier.weight[3:], dim=-1), directions, atol=1e-5)
     assert torch.allclose(model.classifier.bias[3:], old_bias.mean().expand(2))
     with pytest.raises(ValueError, match=r"already output words or given twice: \['size'\]"):
-        model.add_labels(["size"], torch.randn(1, 32))
+        model.add_labels(["size"], texts[0][:1], texts[1][:1])
 
 
 def test_remote_code_loads_where_hf_bertmap_cannot_be_imported(saved_model, tmp_path):
@@ -281,7 +284,7 @@ def test_cosine_head_reloads_with_its_learned_scale(tmp_path):
 
 def test_freeze_head_leaves_only_the_encoder_and_the_scale_to_learn():
     model = make_model(head_scoring="cosine")
-    model.label_head("freezing").freeze()
+    model.classifier.freeze()
     trained = {name for name, p in model.named_parameters() if p.requires_grad}
     assert "classifier.logit_scale" in trained and not trained & {"classifier.weight", "classifier.bias"}
     assert all(name.startswith("encoder.") for name in trained - {"classifier.logit_scale"})
@@ -299,10 +302,13 @@ def test_cosine_scoring_is_refused_for_the_vocab_head():
 
 def test_the_vocab_head_has_no_label_rows_to_initialise_freeze_or_grow():
     model = make_model(head="vocab")
-    with pytest.raises(ValueError, match="freezing applies to head='labels' only; the rows of head='vocab' are"):
-        model.label_head("freezing")
-    with pytest.raises(ValueError, match="add_labels applies to head='labels' or 'text'"):
-        model.add_labels(["flavor"], torch.randn(1, 32))
+    with pytest.raises(ValueError, match="keeping the rows fixed applies to head='labels' or 'text' only; the rows "
+                                         "of head='vocab' are the encoder's word embeddings, tied"):
+        model.classifier.freeze()
+    with pytest.raises(ValueError, match="starting rows from the words' embeddings applies to head='labels' only"):
+        model.classifier.initialize_from(torch.randn(3, 32))
+    with pytest.raises(ValueError, match=r"adding words \(add_labels\) applies to head='labels' or 'text'"):
+        model.add_labels(["flavor"], torch.tensor([[2, 7, 3]]), torch.ones(1, 3, dtype=torch.long))
 
 
 @pytest.mark.parametrize("name", ["cosine-labels", "vocab"])

@@ -139,7 +139,7 @@ def test_add_labels_gives_a_new_word_its_real_row_and_keeps_the_old_scores(token
     assert head.weight.shape == (5, head.rows.shape[1]) and not head.weight[3:].any()
     after = logits(mapper)
     assert after.shape == (4, 5) and torch.allclose(after[:, :3], before, atol=1e-5)
-    mapper.model.encode_word_rows()  # the new words' texts are kept: encoding anew gives the same rows
+    head.encode_rows(mapper.model)  # the new words' texts are kept: encoding anew gives the same rows
     assert torch.allclose(logits(mapper), after, atol=1e-5)
     mapper.save_pretrained(tmp_path / "extended")
     reloaded = WordMapper.from_pretrained(tmp_path / "extended")
@@ -149,7 +149,7 @@ def test_add_labels_gives_a_new_word_its_real_row_and_keeps_the_old_scores(token
 
 def test_label_head_operations_are_refused_with_what_the_text_heads_rows_are(tokenizer):
     with pytest.raises(ValueError, match="rows of head='text' are the encoder's embeddings of the words' texts"):
-        text_mapper(tokenizer).model.label_head("--init_head_from_label_names")
+        text_mapper(tokenizer).model.classifier.initialize_from(torch.randn(3, 32))
 
 
 def test_learned_rows_add_to_the_text_score_and_freezing_keeps_the_text_score_alone(tokenizer):
