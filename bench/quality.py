@@ -53,9 +53,10 @@ from hf_bertmap import WordMapper
 from hf_bertmap.arguments import DEFAULT_BACKBONE, DataArguments
 from hf_bertmap.backbones import resolve_backbone
 from hf_bertmap.calibration import fit_temperature
-from hf_bertmap.data import gold_ids, label_list_for, load_informal_eval, load_splits, read_label_descriptions
+from hf_bertmap.data import gold_ids, label_list_for, load_informal_eval, load_splits
 from hf_bertmap.metrics import gold_lists, word_mapping_scores
 from hf_bertmap.modeling_bertmap import masked_mean
+from hf_bertmap.pair_files import read_label_descriptions
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_DESIGN_FLAGS = ["--pooling", "pooler", "--head", "vocab", "--head_learning_rate", "1e-4",

@@ -43,16 +43,12 @@ def positive_int(text: str) -> int:
 def _read_phrases(args: argparse.Namespace) -> list[str]:
     phrases = list(args.phrases)
     if args.file is not None:
+        from .pair_files import read_text
+
         if os.path.isdir(args.file):
             raise IsADirectoryError(f"--file {args.file}: a folder, not a file of phrases")
-        source = 0 if args.file == "-" else args.file  # 0: standard input, left open afterwards
-        try:  # utf-8-sig: a byte order mark is not part of the first phrase
-            with open(source, encoding="utf-8-sig", closefd=source != 0) as f:
-                phrases.extend(line.strip() for line in f if line.strip())
-        except UnicodeDecodeError as err:
-            name = "standard input" if source == 0 else args.file
-            raise ValueError(f"{name}: not UTF-8 text: byte 0x{err.object[err.start]:02x} cannot be decoded "
-                             "(one phrase per line, UTF-8)") from None
+        text = read_text(0 if args.file == "-" else args.file, "standard input" if args.file == "-" else None)
+        phrases.extend(line.strip() for line in text.splitlines() if line.strip())
     if not phrases:
         raise ValueError("bertmap predict: no phrases given (pass them as arguments or with --file)")
     return phrases
@@ -138,8 +134,9 @@ def demo(args: argparse.Namespace) -> None:
 
 def evaluate(args: argparse.Namespace) -> None:
     """Score a model on a pair file with the `word_mapping` metric; optionally write each phrase's prediction."""
-    from .data import group_by_phrase, read_pair_file, validate_pairs
+    from .data import group_by_phrase, validate_pairs
     from .metrics import gold_lists
+    from .pair_files import read_pair_file
 
     if args.predictions and os.path.realpath(args.predictions) == os.path.realpath(args.file):
         raise ValueError(f"--predictions {args.predictions} is the file being evaluated (--file); choose another")

@@ -26,7 +26,7 @@ def corrections_path(folder: str | os.PathLike) -> str:
 def read_corrections(folder: str | os.PathLike) -> list[tuple[str, str]]:
     """The (phrase, word) pairs of `folder`'s corrections file, oldest first; none without one. A file that cannot
     be read as a pair file, and rows without a phrase or a word, are reported in one warning and skipped."""
-    from .data import read_pair_file
+    from .pair_files import read_pair_file
 
     path = corrections_path(folder)
     if not os.path.lexists(path):

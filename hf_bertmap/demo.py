@@ -27,6 +27,7 @@ import threading
 from .inference import WordMapper
 from .model_card import hub_repo_id
 from .output_folder import FolderChangedError, FolderInUseError, OutputFolder
+from .pair_files import DataValidationError, read_text
 
 logger = logging.getLogger(__name__)
 
@@ -89,11 +90,9 @@ def read_batch(path: str) -> list[str]:
     if os.path.getsize(path) > MAX_BATCH_BYTES:
         raise ValueError(f"That file has {os.path.getsize(path):,} bytes; the page reads at most "
                          f"{MAX_BATCH_BYTES:,}. Use `bertmap predict MODEL --file FILE` for more.")
-    with open(path, "rb") as f:
-        raw = f.read()
     try:
-        content = raw.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError:
+        content = read_text(path)
+    except DataValidationError:
         raise ValueError("That file is not UTF-8 text: upload a .txt with one phrase per line, or a .csv/.tsv.") \
             from None
     if "\x00" in content:

@@ -35,8 +35,6 @@ from .data import (
     label_list_for,
     load_splits,
     preprocess_splits,
-    read_label_descriptions,
-    read_label_file,
 )
 from .decoding_bertmap import DecodingConfig, WordMappingDecoder
 from .inference import WordMapper
@@ -44,6 +42,7 @@ from .metrics import build_compute_metrics, gold_lists, top_k_logits
 from .model_card import EXAMPLE_PHRASES, BertMapCardData, ModelCardCallback
 from .modeling_bertmap import BertForWordMapping
 from .output_folder import OutputFolder
+from .pair_files import read_label_descriptions, read_label_file
 from .plots import save_pictures
 from .trainer import BertMapTrainer, checkpoint_to_resume, log_metrics, write_results
 

@@ -9,30 +9,23 @@ from conftest import PAIRS, write_pairs
 from datasets import Dataset
 
 from hf_bertmap.arguments import DataArguments
+from hf_bertmap.augmentation import MODIFIERS, SLANG_MODIFIERS, augment, comparative, misspell, respell
 from hf_bertmap.configuration_bertmap import normalize_phrase
 from hf_bertmap.data import (
     BUILTIN_DATA,
-    MODIFIERS,
-    SLANG_MODIFIERS,
-    DataValidationError,
     WordMappingCollator,
-    augment,
     check_vocab_targets,
-    comparative,
     encode_labels,
     group_by_phrase,
     label_list_for,
     load_informal_eval,
     load_splits,
-    misspell,
     preprocess_splits,
-    read_label_file,
-    read_pair_file,
-    respell,
     split_by_phrase,
     tokenize_splits,
     validate_pairs,
 )
+from hf_bertmap.pair_files import DataValidationError, read_label_file, read_pair_file
 
 
 def test_normalize_phrase_collapses_whitespace_underscores_and_case():

@@ -11,7 +11,7 @@ import torch
 from conftest import write_pairs
 
 from hf_bertmap import WordMapper
-from hf_bertmap.data import DataValidationError
+from hf_bertmap.pair_files import DataValidationError
 from hf_bertmap.trainer import SeededLengthGroupedSampler
 from hf_bertmap.training import main
 

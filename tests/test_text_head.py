@@ -10,7 +10,8 @@ from safetensors import safe_open
 from test_training import train_args
 
 from hf_bertmap import WordMapper
-from hf_bertmap.data import DataValidationError, load_informal_eval, read_label_descriptions
+from hf_bertmap.data import load_informal_eval
+from hf_bertmap.pair_files import DataValidationError, read_label_descriptions
 from hf_bertmap.training import main
 
 PHRASES = ["very large", "tall", "fishy", "kinda stinky"]
@@ -181,7 +182,8 @@ def test_a_descriptions_file_is_read_normalised_and_checked(tmp_path):
 
 
 def test_the_builtin_words_wordnet_glosses_describe_every_builtin_word():
-    from hf_bertmap.data import BUILTIN_DATA, read_pair_file
+    from hf_bertmap.data import BUILTIN_DATA
+    from hf_bertmap.pair_files import read_pair_file
 
     glosses = read_label_descriptions("wordnet")
     targets = {t for t in read_pair_file(str(BUILTIN_DATA), ("target",))["target"]}

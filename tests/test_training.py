@@ -16,9 +16,9 @@ from transformers import AutoModel
 from hf_bertmap import WordMapper
 from hf_bertmap.arguments import BertMapTrainingArguments
 from hf_bertmap.calibration import fit_temperature
-from hf_bertmap.data import DataValidationError
 from hf_bertmap.metrics import calibration_error
 from hf_bertmap.modeling_bertmap import masked_mean
+from hf_bertmap.pair_files import DataValidationError
 from hf_bertmap.training import main, parse_args
 
 ROOT = Path(__file__).resolve().parents[1]
