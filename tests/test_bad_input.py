@@ -11,18 +11,21 @@ import sys
 import pytest
 from conftest import subprocess_env
 from safetensors.torch import save_file
-from test_cli import run_quietly
 from test_text_head import text_mapper
 from test_training import train_args
 
 from hf_bertmap import WordMapper
+from hf_bertmap.cli import main as cli_main
 from hf_bertmap.training import main
 
 
-def predict_error(folder) -> str:
-    result = run_quietly(sys.executable, "-m", "hf_bertmap.cli", "predict", str(folder), "large")
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert result.returncode == 1 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+def cli_error(capsys, *argv) -> str:
+    """The one line `bertmap ARGV` ends with on stderr (exit status 1)."""
+    with pytest.raises(SystemExit) as exited:
+        cli_main([str(arg) for arg in argv])
+    stderr = capsys.readouterr().err
+    errors = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert exited.value.code == 1 and len(errors) == 1, stderr[-2000:]
     return errors[0]
 
 
@@ -48,9 +51,9 @@ def damage_memory(folder, keys, golds, metadata):
     (lambda f: damage_memory(f, __import__("torch").ones(2, 32), __import__("torch").zeros(2, 1).long(), {}),
      "memory.safetensors: not a phrase memory (no 'phrases')"),
 ])
-def test_a_hand_damaged_model_folder_is_one_line_naming_the_file(saved_model, damage, message):
+def test_a_hand_damaged_model_folder_is_one_line_naming_the_file(saved_model, damage, message, capsys):
     damage(saved_model)
-    assert message in predict_error(saved_model)
+    assert message in cli_error(capsys, "predict", saved_model, "large")
 
 
 def test_the_pipeline_answers_no_phrases_with_no_answers(saved_model):
@@ -59,18 +62,17 @@ def test_the_pipeline_answers_no_phrases_with_no_answers(saved_model):
     assert pipeline("word-mapping", model=str(saved_model), trust_remote_code=True)([]) == []
 
 
-def test_predictions_written_over_the_evaluated_file_are_refused(saved_model, tmp_path):
+def test_predictions_written_over_the_evaluated_file_are_refused(saved_model, tmp_path, capsys):
     data = tmp_path / "mydata.csv"
     data.write_text("phrase,target\nlarge,size\n")
-    result = run_quietly(sys.executable, "-m", "hf_bertmap.cli", "evaluate", str(saved_model), "--file", str(data),
-                         "--predictions", str(data))
-    assert result.returncode == 1 and data.read_text() == "phrase,target\nlarge,size\n"
-    assert result.stderr == f"error: --predictions {data} is the file being evaluated (--file); choose another\n"
+    assert cli_error(capsys, "evaluate", saved_model, "--file", data, "--predictions", data) == (
+        f"error: --predictions {data} is the file being evaluated (--file); choose another")
+    assert data.read_text() == "phrase,target\nlarge,size\n"
 
 
-def test_a_folder_given_as_a_file_of_phrases_is_named(saved_model, tmp_path):
-    result = run_quietly(sys.executable, "-m", "hf_bertmap.cli", "predict", str(saved_model), "--file", str(tmp_path))
-    assert result.stderr == f"error: --file {tmp_path}: a folder, not a file of phrases\n"
+def test_a_folder_given_as_a_file_of_phrases_is_named(saved_model, tmp_path, capsys):
+    assert cli_error(capsys, "predict", saved_model, "--file", tmp_path) == (
+        f"error: --file {tmp_path}: a folder, not a file of phrases")
 
 
 def test_max_seq_length_above_the_encoders_positions_is_refused_at_start(tiny_backbone, pair_files, tmp_path):

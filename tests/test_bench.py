@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each runs a benchmark end to end in its own process
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORDNET_DIR = Path("/usr/share/wordnet")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (WORDNET_DIR / "data.adj").is_file(),
                     reason="needs Debian's wordnet-base (.ci/run installs it)")
 def test_rebuild_matches_the_shipped_files(tmp_path):

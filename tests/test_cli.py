@@ -53,6 +53,7 @@ def test_predict_without_phrases_is_a_one_line_error(saved_model, capsys):
         "error: bertmap predict: no phrases given (pass them as arguments or with --file)\n")
 
 
+@pytest.mark.slow
 def test_console_script_is_installed(saved_model):
     executable = shutil.which("bertmap")
     assert executable is not None, "pip install -e . should install the bertmap console script"
@@ -121,15 +122,19 @@ def run_quietly(*command, env=None):
                           env=dict(os.environ, HF_HUB_OFFLINE="1", **(env or {})))
 
 
-def test_a_mistyped_model_folder_is_one_line_saying_it_does_not_exist(tmp_path):
-    result = run_quietly(sys.executable, "-m", "hf_bertmap.cli", "predict", "my-mapprr", "large")
-    assert result.returncode == 1
-    assert result.stderr == ("error: my-mapprr: no such model folder here, and the Hub is offline (HF_HUB_OFFLINE=1), "
-                             "so it cannot be downloaded as a Hub id\n")
-    result = run_quietly(sys.executable, "-m", "hf_bertmap.cli", "predict", str(tmp_path / "nope"), "large")
-    assert result.stderr == f"error: {tmp_path / 'nope'}: no such model folder\n"
+def test_a_mistyped_model_folder_is_one_line_saying_it_does_not_exist(tmp_path, capsys, monkeypatch):
+    import hf_bertmap.backbones
+
+    monkeypatch.setattr(hf_bertmap.backbones, "is_offline_mode", lambda: True)  # read when the Hub client loads
+    for name, message in (("my-mapprr", "my-mapprr: no such model folder here, and the Hub is offline "
+                                        "(HF_HUB_OFFLINE=1), so it cannot be downloaded as a Hub id"),
+                          (str(tmp_path / "nope"), f"{tmp_path / 'nope'}: no such model folder")):
+        with pytest.raises(SystemExit) as exited:
+            main(["predict", name, "large"])
+        assert exited.value.code == 1 and capsys.readouterr().err == f"error: {message}\n"
 
 
+@pytest.mark.slow
 def test_train_py_reports_a_users_mistake_in_one_line_and_the_traceback_on_request(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("phrase,target\nbig,size\n,size\n")

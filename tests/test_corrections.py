@@ -89,8 +89,7 @@ else:
 """
 
 
-@pytest.mark.parametrize("point", ["weights", "memory"])
-@pytest.mark.parametrize("how", ["correct", "save_pretrained"])
+@pytest.mark.parametrize(("how", "point"), [("correct", "weights"), ("save_pretrained", "memory")])
 def test_a_kill_in_the_middle_of_a_save_leaves_the_whole_old_model(saved_model, tmp_path, point, how):
     WordMapper.from_pretrained(saved_model).correct("fishy", "size")  # a memory and a corrections file to lose
     before = digest(saved_model)

@@ -138,6 +138,7 @@ def test_the_space_escapes_its_title_and_keeps_a_folder_of_other_files(saved_mod
     assert (tmp_path / "mine" / "app.py").read_text() == "my app\n"
 
 
+@pytest.mark.slow
 def test_the_space_runs_with_transformers_alone_and_answers_like_predict(saved_model, tmp_path):
     pytest.importorskip("gradio")
     from hf_bertmap.cli import main
@@ -206,6 +207,7 @@ def page_server(saved_model, tmp_path):
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_the_page_maps_a_phrase_explains_it_and_takes_a_correction(saved_model, page_server, browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -251,6 +253,7 @@ def test_the_page_maps_a_phrase_explains_it_and_takes_a_correction(saved_model, 
         assert "<img" not in html and "<a " not in html and HOSTILE[0] in text_of(element_id)
 
 
+@pytest.mark.slow
 def test_several_clients_answering_and_correcting_leave_a_folder_with_every_correction(saved_model, page_server):
     from gradio_client import Client
 

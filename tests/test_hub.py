@@ -106,6 +106,7 @@ def local_plain_top3(folder: Path) -> list[list[str]]:
     return [[mapper.words[i] for i in row] for row in logits.topk(3, dim=-1).indices.tolist()]
 
 
+@pytest.mark.slow  # a push to the local Hub server, end to end
 def test_train_py_pushes_model_code_tokenizer_card_and_results(hub, pushed):
     _, files = hub.store.files(REPO, "main")
     assert {"config.json", "configuration_bertmap.py", "modeling_bertmap.py", "pipeline_bertmap.py",
@@ -128,12 +129,14 @@ def test_train_py_pushes_model_code_tokenizer_card_and_results(hub, pushed):
     assert hub.store.meta(REPO)["private"] is True
 
 
+@pytest.mark.slow  # a push to the local Hub server, end to end
 def test_private_repo_is_hidden_without_a_token(hub, pushed, tmp_path):
     result = run(f"from huggingface_hub import HfApi\nHfApi().model_info({REPO!r})\n",
                  hub_env(hub, tmp_path / "home", token=False), tmp_path)
     assert result.returncode != 0 and "RepositoryNotFoundError" in result.stderr
 
 
+@pytest.mark.slow  # a push to the local Hub server, end to end
 def test_pushed_model_loads_anywhere_and_gives_the_local_top_k(hub, pushed, tmp_path):
     code = LOAD_EVERYTHING.format(repo=REPO, kwargs="{}", phrases=PHRASES)
     out = last_json(run(code, hub_env(hub, tmp_path / "home"), tmp_path, block=True))
@@ -144,6 +147,7 @@ def test_pushed_model_loads_anywhere_and_gives_the_local_top_k(hub, pushed, tmp_
     assert "modeling_bertmap" in out["module"]
 
 
+@pytest.mark.slow  # a push to the local Hub server, end to end
 def test_second_load_hits_the_cache_and_offline_mode_still_loads(hub, pushed, tmp_path):
     env = hub_env(hub, tmp_path / "home")
     code = LOAD_EVERYTHING.format(repo=REPO, kwargs="{}", phrases=PHRASES)
@@ -157,6 +161,7 @@ def test_second_load_hits_the_cache_and_offline_mode_still_loads(hub, pushed, tm
     assert first["word-mapping"] == second["word-mapping"] == offline["word-mapping"]
 
 
+@pytest.mark.slow  # a push to the local Hub server, end to end
 def test_word_mapper_push_to_a_branch_skips_unchanged_files_and_a_revision_can_be_pinned(hub, pushed, tmp_path):
     repo = "test-user/mapper-branches"
     push = (
@@ -185,6 +190,7 @@ def test_word_mapper_push_to_a_branch_skips_unchanged_files_and_a_revision_can_b
     assert result.returncode != 0 and "config.json" in result.stderr  # main holds no model
 
 
+@pytest.mark.slow  # a push to the local Hub server, end to end
 def test_word_mapper_and_cli_load_from_the_hub(hub, pushed, tmp_path):
     env = hub_env(hub, tmp_path / "home")
     code = (
@@ -200,6 +206,7 @@ def test_word_mapper_and_cli_load_from_the_hub(hub, pushed, tmp_path):
     assert [[p["word"] for p in r["predictions"]] for r in records] == local_top3(pushed)
 
 
+@pytest.mark.slow  # a push to the local Hub server, end to end
 def test_the_hub_refuses_a_card_whose_base_model_is_a_local_path(hub, tmp_path):
     card = tmp_path / "README.md"
     card.write_text(f"---\nbase_model: {tmp_path}\nlicense: apache-2.0\n---\n# a model\n")
@@ -210,6 +217,7 @@ def test_the_hub_refuses_a_card_whose_base_model_is_a_local_path(hub, tmp_path):
     assert '"base_model" must hold Hub repo ids' in result.stderr
 
 
+@pytest.mark.slow  # a push to the local Hub server, end to end
 def test_model_push_to_hub_uploads_weights_config_and_code(hub, saved_model, tmp_path):
     repo = "test-user/bare-model"
     push = ("from hf_bertmap import BertForWordMapping\n"
@@ -222,6 +230,7 @@ def test_model_push_to_hub_uploads_weights_config_and_code(hub, saved_model, tmp
         "modeling_bertmap.BertForWordMapping")
 
 
+@pytest.mark.slow  # a push to the local Hub server, end to end
 def test_train_py_honours_hub_revision(hub, tiny_backbone, tmp_path):
     repo, files = "test-user/branch-trained", write_tiny_pairs(tmp_path)
     command = [sys.executable, str(ROOT / "train.py"), "--model_name_or_path", str(tiny_backbone),
@@ -238,6 +247,7 @@ def test_train_py_honours_hub_revision(hub, tiny_backbone, tmp_path):
     assert "model.safetensors" not in on_main
 
 
+@pytest.mark.slow  # a push to the local Hub server, end to end
 def test_push_without_a_token_fails_before_training_with_a_clear_error(hub, tiny_backbone, tmp_path):
     command = [sys.executable, str(ROOT / "train.py"), "--model_name_or_path", str(tiny_backbone),
                "--train_file", str(write_tiny_pairs(tmp_path)["train"]), "--output_dir", str(tmp_path / "out"),
@@ -301,6 +311,7 @@ def contents(data: bytes) -> list[bytes]:
         return [data] + [archive.read(name) for name in archive.namelist()]
 
 
+@pytest.mark.slow  # a push to the local Hub server, end to end
 def test_a_push_with_hub_token_writes_the_token_nowhere_and_no_local_path(hub, tiny_backbone, tmp_path):
     repo, files = "test-user/token-push", write_tiny_pairs(tmp_path)
     output = tmp_path / "out"
@@ -326,6 +337,7 @@ def test_a_push_with_hub_token_writes_the_token_nowhere_and_no_local_path(hub, t
     assert hub.token not in result.stdout + result.stderr
 
 
+@pytest.mark.slow  # a push to the local Hub server, end to end
 def test_checkpoint_pushes_under_hub_strategy_then_the_final_model_with_its_card(hub, tiny_backbone, tmp_path):
     repo, files = "test-user/checkpoint-pushes", write_tiny_pairs(tmp_path)
     command = [sys.executable, str(ROOT / "train.py"), "--model_name_or_path", str(tiny_backbone),

@@ -44,6 +44,7 @@ def test_the_onnx_mapper_refuses_what_needs_pytorch(exported, tmp_path):
         WordMapper.from_pretrained(tmp_path, backend="onnx")
 
 
+@pytest.mark.slow
 def test_cli_exports_and_serves_with_the_onnx_backend(saved_model, tmp_path):
     cli = [sys.executable, "-m", "hf_bertmap.cli"]
     result = subprocess.run(cli + ["export", str(saved_model), str(tmp_path / "onnx")], capture_output=True, text=True)

@@ -8,11 +8,14 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import pytest
+
 import hf_bertmap
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_wheel_and_sdist_build_and_the_wheel_runs_bertmap_predict_from_a_fresh_venv(saved_model, tmp_path):
     dist = tmp_path / "dist"
     result = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(ROOT)],
