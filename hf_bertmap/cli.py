@@ -135,7 +135,6 @@ def demo(args: argparse.Namespace) -> None:
 def evaluate(args: argparse.Namespace) -> None:
     """Score a model on a pair file with the `word_mapping` metric; optionally write each phrase's prediction."""
     from .data import group_by_phrase, validate_pairs
-    from .metrics import gold_lists
     from .pair_files import read_pair_file
 
     if args.predictions and os.path.realpath(args.predictions) == os.path.realpath(args.file):
@@ -145,9 +144,8 @@ def evaluate(args: argparse.Namespace) -> None:
     validate_pairs(raw, args.file, args.phrase_column, args.target_column)
     pairs = group_by_phrase(raw, args.phrase_column, args.target_column, mapper.decoding.config.lowercase)
     phrases, targets = list(pairs["phrase"]), list(pairs["targets"])
-    golds = gold_lists(targets, mapper.model.config.label2id)
-    ranked = mapper.rank(phrases, k=max(args.k), batch_size=args.batch_size, golds=golds)  # one pass for both
-    metrics = mapper.evaluate(phrases, targets, k=args.k, min_score=args.min_score, ranked=ranked)
+    metrics, ranked, _ = mapper.evaluate(phrases, targets, k=args.k, batch_size=args.batch_size,
+                                         min_score=args.min_score, return_ranking=True)
     metrics["phrases"] = len(phrases)
     if args.predictions:
         words = mapper.words

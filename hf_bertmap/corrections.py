@@ -7,6 +7,7 @@ memory, and a new output word into its weights) together with its row here, in o
 --model_name_or_path` — answers the same, and a damaged or foreign file never stops a model from loading.
 """
 
+import copy
 import csv
 import io
 import logging
@@ -73,4 +74,98 @@ def write_corrections(folder: str | os.PathLike, pairs: Sequence[tuple[str, str]
         f.write(previous + rows.getvalue().encode("utf-8"))
 
 
-__all__ = ["CORRECTIONS_FILE", "corrections_path", "read_corrections", "write_corrections"]
+class CorrectionsMixin:
+    """`WordMapper.correct` and the corrections a saved model lacks (`pending_corrections`, `load_corrections`)."""
+
+    def warn_pending_corrections(self) -> None:
+        """Name, in one warning, the source folder's corrections that its saved model does not hold."""
+        pending = self.pending_corrections()
+        if pending:
+            logger.warning(f"{corrections_path(self.source_folder)}: {len(pending)} correction(s) not in the saved "
+                           "model (every loader answers without them); mapper.load_corrections() teaches them and "
+                           "save_pretrained keeps them")
+
+    def pending_corrections(self) -> list[tuple[str, str]]:
+        """The source folder's corrections (`corrections.tsv`) that its saved model does not hold: rows written by
+        hand, or by a version that saved corrections only there."""
+        if self.source_folder is None:
+            return []
+        return [(phrase, word) for phrase, word in read_corrections(self.source_folder)
+                if not self._stores(*self.decoding.normalize([phrase]), *self.decoding.normalize([word]))]
+
+    def load_corrections(self) -> list[tuple[str, str]]:
+        """Teach this mapper the source folder's pending corrections (`pending_corrections`) in memory, as
+        `correct(..., save=False)` does; rows whose word is not an output word are skipped with a warning (add it
+        with `add_labels` first). Returns the pairs taught; `save_pretrained` keeps them."""
+        taught, unknown = [], []
+        for phrase, word in self.pending_corrections():
+            (target,) = self.decoding.normalize([word], what="word")
+            if target in self.model.config.label2id:
+                taught.append((phrase, target))
+            else:
+                unknown.append(target)
+        if unknown:
+            logger.warning(f"{corrections_path(self.source_folder)}: skipped {len(unknown)} correction(s) to words "
+                           f"that are not output words: {sorted(set(unknown))[:10]}")
+        with self._lock:
+            if taught:
+                self._store([phrase for phrase, _ in taught], [[word] for _, word in taught])
+            self.unsaved_corrections += taught
+        return taught
+
+    def correct(self, phrase: str, word: str, add_word: bool = False, save: bool = True) -> str | None:
+        """Teach the model that `phrase` means `word`, at once and for good: the phrase becomes a stored phrase whose
+        only word is `word` (whatever the memory weight). A word that is not an output word is refused unless
+        `add_word`, which adds it first (`add_labels`).
+
+        With `save` (the default) and a model loaded from a folder, the correction is saved there at once, in one
+        atomic save under the folder's lock (see `save_pretrained`): the memory, a new word's row, and the pair
+        appended to the folder's corrections file (`corrections.tsv`, a pair file `train.py --train_file` reads as
+        is). Returns that file's path. If the save is impossible — the folder is read-only, or another run or page
+        saved a model there since this one was loaded (`FolderChangedError`) — nothing changes and the error says
+        why. `save=False` keeps the correction in this mapper only (returns None); `save_pretrained` keeps it.
+        """
+        (text,) = self.decoding.normalize([phrase])
+        (target,) = self.decoding.normalize([word], what="word")
+        with self._lock:
+            if target not in self.model.config.label2id and not add_word:
+                raise ValueError(f"{word!r} is not an output word of this model; choose one of its words, or pass "
+                                 "add_word=True to add it")
+            if not save or self.source_folder is None:
+                self._teach(text, target)
+                self.unsaved_corrections.append((text, target))
+                return None
+            undo = self._undo_point(head=target not in self.model.config.label2id)
+            self._teach(text, target)
+            self.unsaved_corrections.append((text, target))
+            try:
+                self._save(self.source_folder, decoding_only=self.model.config.num_labels == self._saved_num_labels)
+            except BaseException:
+                undo()
+                raise
+            return corrections_path(self.source_folder)
+
+    def _teach(self, text: str, target: str) -> None:
+        if target not in self.model.config.label2id:
+            self.add_labels([target])
+        self._store([text], [[target]])
+
+    def _undo_point(self, head: bool):
+        """A function that puts back the memory this mapper has now and, with `head`, its words and head (a failed
+        save's undo)."""
+        config, decoding = self.model.config, self.decoding
+        labels, memory, unsaved = dict(config.id2label), decoding.memory, list(self.unsaved_corrections)
+        classifier = copy.deepcopy(self.model.classifier) if head else None
+
+        def undo() -> None:
+            if classifier is not None:
+                self.model.classifier = classifier
+                config.id2label = labels
+                config.label2id = {label: i for i, label in labels.items()}
+            decoding.memory = memory
+            self.unsaved_corrections[:] = unsaved
+
+        return undo
+
+
+__all__ = ["CORRECTIONS_FILE", "CorrectionsMixin", "corrections_path", "read_corrections", "write_corrections"]

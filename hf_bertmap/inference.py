@@ -1,26 +1,21 @@
-"""`WordMapper`: load, save and push a word mapper (model, tokenizer and decoding step); tokenise phrases and
-return its top-k words with probabilities."""
+"""`WordMapper`: a word mapper (model, tokenizer and decoding step) loaded from a folder or the Hub; it tokenises
+phrases and returns their top-k words with probabilities, explains them, grows words and evaluates. Saving it is
+`model_folder.MapperFolderMixin`'s, correcting it `corrections.CorrectionsMixin`'s."""
 
-import copy
 import dataclasses
-import glob
 import logging
 import numbers
 import os
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 import torch
-from huggingface_hub import CommitInfo, HfApi
-from safetensors import safe_open
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from .backbones import check_model_location
-from .corrections import corrections_path, read_corrections, write_corrections
+from .corrections import CorrectionsMixin
 from .decoding_bertmap import (
     HUB_KWARGS,
     DecodingConfig,
@@ -32,60 +27,14 @@ from .decoding_bertmap import (
 )
 from .hardware import cpu_has_native_bfloat16
 from .metrics import gold_lists, word_mapping_scores
-from .model_card import BertMapCardData
+from .model_folder import MapperFolderMixin, check_model_folder
 from .modeling_bertmap import BertForWordMapping
-from .onnx_backend import ONNX_FILE, OnnxWordMapping, export_onnx
-from .output_folder import (
-    FolderChangedError,
-    OutputFolder,
-    apply_umask,
-    check_writable,
-    folder_state,
-    is_bertmap_config,
-)
+from .onnx_backend import ONNX_FILE, OnnxWordMapping
 
 logger = logging.getLogger(__name__)
 
-WEIGHTS_FILE = "model.safetensors"
-PICKLE_WEIGHTS_FILE = "pytorch_model.bin"
-TOKENIZER_FILES = {"tokenizer.json", "tokenizer_config.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model"}
 PROGRESS_FROM = 2048  # texts: a progress bar from this many on
 BF16_EMBEDDING_FROM = 20_000  # texts: `embed` uses bfloat16 autocast on a CPU that has it from this many on
-SAVE_LOCK_WAIT = 30.0  # seconds a save or a correction waits for another writer of the same folder
-
-
-def check_safetensors_file(path: str) -> None:
-    """Raise an error naming `path` if it is not a readable safetensors file."""
-    try:
-        with safe_open(path, framework="pt") as f:
-            f.keys()
-    except Exception as err:
-        raise OSError(f"{path}: corrupt or unreadable safetensors file ({err})") from None
-
-
-def check_model_folder(folder: str, allow_pickle: bool = False) -> None:
-    """A clear error for a local folder that is not a loadable model: what is missing, or pickle-only weights."""
-    if not os.path.isfile(os.path.join(folder, "config.json")):
-        raise FileNotFoundError(f"{folder}: no config.json, so this is not a saved model folder")
-    if not is_bertmap_config(os.path.join(folder, "config.json")):
-        raise ValueError(f"{folder}/config.json: not a bertmap model (its model_type is not 'bertmap', or the file is "
-                         "not valid JSON); train one with train.py")
-    names = set(os.listdir(folder))
-    if not names & TOKENIZER_FILES:
-        raise FileNotFoundError(f"{folder}: no tokenizer files ({', '.join(sorted(TOKENIZER_FILES))}) beside "
-                                "config.json")
-    if WEIGHTS_FILE in names:
-        return check_safetensors_file(os.path.join(folder, WEIGHTS_FILE))
-    if f"{WEIGHTS_FILE}.index.json" in names:
-        return
-    if PICKLE_WEIGHTS_FILE in names or f"{PICKLE_WEIGHTS_FILE}.index.json" in names:
-        if allow_pickle:
-            return
-        raise ValueError(
-            f"{folder}: only {PICKLE_WEIGHTS_FILE} (a pickle, which can run code when loaded) and no {WEIGHTS_FILE}; "
-            "pass allow_pickle=True if you trust its source"
-        )
-    raise FileNotFoundError(f"{folder}: no weights ({WEIGHTS_FILE}) beside config.json")
 
 
 class Ranking(NamedTuple):
@@ -97,7 +46,16 @@ class Ranking(NamedTuple):
     gold_ranks: list[int] | None = None
 
 
-class WordMapper:
+class Evaluation(NamedTuple):
+    """`WordMapper.evaluate(..., return_ranking=True)`'s answer: the metrics, the `Ranking` they came from, and per
+    phrase whether its top word is one of its golds."""
+
+    metrics: dict[str, float]
+    ranking: Ranking
+    hits: list[bool]
+
+
+class WordMapper(MapperFolderMixin, CorrectionsMixin):
     """A trained `BertForWordMapping`, its tokenizer and its decoding step (`WordMappingDecoder`).
 
     Example:
@@ -122,11 +80,6 @@ class WordMapper:
         # forward and its decoding would not match its logits.
         self._lock = threading.RLock()
         self._mark_saved()
-
-    def _mark_saved(self) -> None:
-        """Remember the model the source folder holds now (see `save_pretrained`) and how many words it has."""
-        self._folder_state = folder_state(self.source_folder) if self.source_folder is not None else None
-        self._saved_num_labels = self.model.config.num_labels
 
     @property
     def decoding(self) -> WordMappingDecoder:
@@ -166,121 +119,8 @@ class WordMapper:
             model.to(device)
         mapper = cls(model, tokenizer, source_folder=path if os.path.isdir(path) else None)
         if mapper.source_folder is not None:
-            pending = mapper.pending_corrections()
-            if pending:
-                logger.warning(f"{corrections_path(path)}: {len(pending)} correction(s) not in the saved model (every "
-                               "loader answers without them); mapper.load_corrections() teaches them and "
-                               "save_pretrained keeps them")
+            mapper.warn_pending_corrections()
         return mapper
-
-    def pending_corrections(self) -> list[tuple[str, str]]:
-        """The source folder's corrections (`corrections.tsv`) that its saved model does not hold: rows written by
-        hand, or by a version that saved corrections only there."""
-        if self.source_folder is None:
-            return []
-        return [(phrase, word) for phrase, word in read_corrections(self.source_folder)
-                if not self._stores(*self.decoding.normalize([phrase]), *self.decoding.normalize([word]))]
-
-    def load_corrections(self) -> list[tuple[str, str]]:
-        """Teach this mapper the source folder's pending corrections (`pending_corrections`) in memory, as
-        `correct(..., save=False)` does; rows whose word is not an output word are skipped with a warning (add it
-        with `add_labels` first). Returns the pairs taught; `save_pretrained` keeps them."""
-        taught, unknown = [], []
-        for phrase, word in self.pending_corrections():
-            (target,) = self.decoding.normalize([word], what="word")
-            if target in self.model.config.label2id:
-                taught.append((phrase, target))
-            else:
-                unknown.append(target)
-        if unknown:
-            logger.warning(f"{corrections_path(self.source_folder)}: skipped {len(unknown)} correction(s) to words "
-                           f"that are not output words: {sorted(set(unknown))[:10]}")
-        with self._lock:
-            if taught:
-                self._store([phrase for phrase, _ in taught], [[word] for _, word in taught])
-            self.unsaved_corrections += taught
-        return taught
-
-    def save_pretrained(self, save_directory: str | os.PathLike, repo_id: str | None = None) -> None:
-        """Write the model (with its decoding step), tokenizer, `word-mapping` pipeline code and corrections file;
-        with results from training, also the card (rendered for `repo_id`) and the `*_results.json` files.
-
-        The save follows `train.py`'s output-folder policy (`OutputFolder`): it holds the folder's lock, writes into
-        a staging folder beside it and puts it in place with one rename, so a kill or a full disk at any point
-        leaves the whole old model or the whole new one, and a symbolic link in the folder is replaced, never
-        written through. Into the folder the mapper was loaded from, it is refused (`FolderChangedError`) if another
-        run, page or process saved a model there since: reload it first.
-        """
-        with self._lock:
-            self._save(str(save_directory), repo_id)
-
-    def _save(self, folder: str, repo_id: str | None = None, decoding_only: bool = False) -> None:
-        """`save_pretrained`'s policy; `decoding_only` writes just the decoding step and corrections file (the rest
-        of the folder is kept as it is), for a correction that added no word."""
-        if isinstance(self.model, OnnxWordMapping):
-            raise ValueError("save_pretrained needs the PyTorch model: load it without backend='onnx'")
-        output = OutputFolder.prepare(folder, overwrite=True, flag="save_directory")
-        into_source = self.source_folder is not None and output.path == os.path.realpath(self.source_folder)
-        check_writable(output.path)
-        with output.lock(wait=SAVE_LOCK_WAIT):
-            if into_source and folder_state(output.path) != self._folder_state:
-                raise FolderChangedError(
-                    f"{folder}: another run, page or process saved a model there since this one was loaded; nothing "
-                    "was written. Load it again (WordMapper.from_pretrained) to work on the saved model, or save "
-                    "this one into another folder")
-            repo_id = repo_id or os.path.basename(output.path)
-            output.save(lambda staging: self._write(staging, repo_id, decoding_only))
-        if into_source:
-            self.unsaved_corrections.clear()
-            self._mark_saved()
-
-    def _write(self, folder: str, repo_id: str, decoding_only: bool = False) -> None:
-        """Write this mapper's files into `folder` (a new or staging folder: no lock, no check)."""
-        if decoding_only:
-            self.decoding.save_pretrained(folder)
-        else:
-            self.model.save_pretrained(folder)  # with the decoding step and the pipeline code
-            self.tokenizer.save_pretrained(folder)
-        write_corrections(folder, self.unsaved_corrections, after=self.source_folder)
-        for weights in glob.glob(os.path.join(folder, "*.safetensors")):
-            apply_umask(weights)  # safetensors writes through a private temporary file (0600)
-        source = self.source_folder
-        if source is None or decoding_only:
-            return
-        card_data = BertMapCardData.load(source)
-        copied = glob.glob(os.path.join(source, "*_results.json"))
-        if card_data is not None:
-            copied += [os.path.join(source, picture) for picture in card_data.pictures]
-            card_data.save(folder)
-            card = card_data.render(self.model.config, self.decoding.config, repo_id)
-            card.save(os.path.join(folder, "README.md"))  # the card of this model: its words, its decoding
-        for path in copied:
-            if os.path.isfile(path) and not os.path.lexists(os.path.join(folder, os.path.basename(path))):
-                shutil.copy(path, folder)
-
-    def export_onnx(self, output_dir: str | os.PathLike) -> str:
-        """Save this mapper into `output_dir` and export its network to ONNX there (`model.onnx`), ready for
-        `WordMapper.from_pretrained(output_dir, backend="onnx")`; returns the ONNX file's path."""
-        with self._lock:
-            self._write(str(output_dir), os.path.basename(os.path.abspath(output_dir)))
-            return export_onnx(self.model, self.tokenizer, output_dir)
-
-    def push_to_hub(self, repo_id: str, private: bool | None = None, revision: str | None = None,
-                    commit_message: str = "Upload word mapper with hf_bertmap", token: str | None = None,
-                    create_pr: bool = False) -> CommitInfo:
-        """Upload the model, tokenizer, decoding step, pipeline code, card and results to `repo_id` in one commit.
-
-        The repo is created if needed (`private` then applies) and so is the `revision` branch. Files that did not
-        change are skipped, and a push that changes nothing makes no commit.
-        """
-        api = HfApi(token=token)
-        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
-        if revision is not None:
-            api.create_branch(repo_id, branch=revision, exist_ok=True)
-        with tempfile.TemporaryDirectory() as folder, self._lock:
-            self._write(folder, repo_id)
-            return api.upload_folder(repo_id=repo_id, folder_path=folder, revision=revision,
-                                     commit_message=commit_message, create_pr=create_pr)
 
     def add_labels(self, words: list[str], descriptions: Mapping[str, str] | None = None) -> list[str]:
         """Make `words` output words at once, without retraining: each is scored by how close a phrase's embedding
@@ -361,60 +201,6 @@ class WordMapper:
         if self.decoding.memory is not None and not replace:
             memory = self.decoding.memory.extend(memory)
         self.decoding.memory = memory
-
-    def correct(self, phrase: str, word: str, add_word: bool = False, save: bool = True) -> str | None:
-        """Teach the model that `phrase` means `word`, at once and for good: the phrase becomes a stored phrase whose
-        only word is `word` (whatever the memory weight). A word that is not an output word is refused unless
-        `add_word`, which adds it first (`add_labels`).
-
-        With `save` (the default) and a model loaded from a folder, the correction is saved there at once, in one
-        atomic save under the folder's lock (see `save_pretrained`): the memory, a new word's row, and the pair
-        appended to the folder's corrections file (`corrections.tsv`, a pair file `train.py --train_file` reads as
-        is). Returns that file's path. If the save is impossible — the folder is read-only, or another run or page
-        saved a model there since this one was loaded (`FolderChangedError`) — nothing changes and the error says
-        why. `save=False` keeps the correction in this mapper only (returns None); `save_pretrained` keeps it.
-        """
-        (text,) = self.decoding.normalize([phrase])
-        (target,) = self.decoding.normalize([word], what="word")
-        with self._lock:
-            if target not in self.model.config.label2id and not add_word:
-                raise ValueError(f"{word!r} is not an output word of this model; choose one of its words, or pass "
-                                 "add_word=True to add it")
-            if not save or self.source_folder is None:
-                self._teach(text, target)
-                self.unsaved_corrections.append((text, target))
-                return None
-            undo = self._undo_point(head=target not in self.model.config.label2id)
-            self._teach(text, target)
-            self.unsaved_corrections.append((text, target))
-            try:
-                self._save(self.source_folder, decoding_only=self.model.config.num_labels == self._saved_num_labels)
-            except BaseException:
-                undo()
-                raise
-            return corrections_path(self.source_folder)
-
-    def _teach(self, text: str, target: str) -> None:
-        if target not in self.model.config.label2id:
-            self.add_labels([target])
-        self._store([text], [[target]])
-
-    def _undo_point(self, head: bool):
-        """A function that puts back the memory this mapper has now and, with `head`, its words and head (a failed
-        save's undo)."""
-        config, decoding = self.model.config, self.decoding
-        labels, memory, unsaved = dict(config.id2label), decoding.memory, list(self.unsaved_corrections)
-        classifier = copy.deepcopy(self.model.classifier) if head else None
-
-        def undo() -> None:
-            if classifier is not None:
-                self.model.classifier = classifier
-                config.id2label = labels
-                config.label2id = {label: i for i, label in labels.items()}
-            decoding.memory = memory
-            self.unsaved_corrections[:] = unsaved
-
-        return undo
 
     def gold_words(self, phrases: list[str], targets: Sequence[str | Sequence[str]]) -> list[list[str]]:
         """Each phrase's gold words normalised like training targets: a bare string is one word, a list several."""
@@ -560,20 +346,23 @@ class WordMapper:
 
     def evaluate(self, phrases: list[str], targets: list[list[str]], k: int | Sequence[int] = 5,
                  batch_size: int = 64, min_score: float | None = None,
-                 ranked: Ranking | None = None) -> dict[str, float]:
+                 return_ranking: bool = False) -> "dict[str, float] | Evaluation":
         """Score decoded predictions against gold words (`word_mapping_scores`: accuracy@1 and @k for each cut-off
         in `k`, macro-F1, ECE, coverage at `min_score`, default the decoding config's, and the median rank of the
-        best gold among all words). A gold that is not an output word is a miss, ranked after every word.
-        `ranked` is `rank(phrases, max(k), golds=...)`'s answer when the caller already has it (no second pass)."""
+        best gold among all words), in one pass. A gold that is not an output word is a miss, ranked after every
+        word. With `return_ranking`, an `Evaluation`: the metrics, the ranking they came from (each phrase's top
+        `max(k)` words) and whether each phrase's top word is a gold."""
         cutoffs = [k] if isinstance(k, numbers.Integral) else list(k)
         for cutoff in cutoffs or [k]:
             check_positive_int("k", cutoff)
         golds = gold_lists(self.gold_words(phrases, targets), self.model.config.label2id)
-        if ranked is None or ranked.gold_ranks is None:
-            ranked = self.rank(phrases, max(cutoffs), batch_size, golds=golds)
+        ranked = self.rank(phrases, max(cutoffs), batch_size, golds=golds)
         min_score = self.decoding.config.min_score if min_score is None else min_score
-        return word_mapping_scores(ranked.ids, [row[0] for row in ranked.scores], golds, k, min_score,
-                                   gold_ranks=ranked.gold_ranks)
+        metrics = word_mapping_scores(ranked.ids, [row[0] for row in ranked.scores], golds, k, min_score,
+                                      gold_ranks=ranked.gold_ranks)
+        if not return_ranking:
+            return metrics
+        return Evaluation(metrics, ranked, [bool(ids) and ids[0] in gold for ids, gold in zip(ranked.ids, golds)])
 
 
 def best_gold_ranks(probabilities: torch.Tensor, golds: list[list[int]]) -> list[int]:

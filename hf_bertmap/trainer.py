@@ -18,7 +18,7 @@ from transformers.trainer import OPTIMIZER_NAME, TRAINER_STATE_NAME
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
-from .inference import check_model_folder, check_safetensors_file
+from .model_folder import check_model_folder, check_safetensors_file
 from .output_folder import OutputFolder, apply_umask, write_error
 
 logger = logging.getLogger(__name__)

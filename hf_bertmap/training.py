@@ -38,7 +38,7 @@ from .data import (
 )
 from .decoding_bertmap import DecodingConfig, WordMappingDecoder
 from .inference import WordMapper
-from .metrics import build_compute_metrics, gold_lists, top_k_logits
+from .metrics import build_compute_metrics, top_k_logits
 from .model_card import EXAMPLE_PHRASES, BertMapCardData, ModelCardCallback
 from .modeling_bertmap import BertForWordMapping
 from .output_folder import OutputFolder
@@ -145,15 +145,12 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Ber
                                    ("test", "test", training_args.do_predict)):
         if enabled and len(splits[split]) > 0:
             phrases, targets = list(splits[split]["phrase"]), list(splits[split]["targets"])
-            golds = gold_lists(targets, mapper.model.config.label2id)
-            ranked = mapper.rank(phrases, k=TOP_K, golds=golds)
-            metrics = mapper.evaluate(phrases, targets, k=TOP_K, ranked=ranked)
+            metrics, ranking, hits = mapper.evaluate(phrases, targets, k=TOP_K, return_ranking=True)
             split_metrics[prefix] = {f"{prefix}_{key}": value for key, value in metrics.items()}
             split_metrics[prefix][f"{prefix}_samples"] = len(splits[split])
             log_metrics(prefix, split_metrics[prefix], main_process)
             if prefix == "test":
-                hits = [ids[0] in gold for ids, gold in zip(ranked.ids, golds)]
-                test_predictions = ([row[0] for row in ranked.scores], hits)
+                test_predictions = ([row[0] for row in ranking.scores], hits)
     results = {key: value for metrics in split_metrics.values() for key, value in metrics.items()}
     card_data.results = {key: value for key, value in results.items() if key.startswith("test_")}
     card_data.decoding_results = split_metrics.get("decoding", {})
