@@ -63,8 +63,7 @@ def fresh_model(backbone: str, labels: list[str], frozen_layers: int):
 def default_frozen_layers(backbone: str, num_labels: int) -> int:
     args = ModelArguments(model_name_or_path=backbone)
     config = AutoConfig.from_pretrained(backbone)
-    args.resolve_head_defaults(config.num_hidden_layers, args.head, num_labels)
-    return args.freeze_layers
+    return args.head_plan(config.num_hidden_layers, args.head, num_labels).freeze_layers
 
 
 def trainer_samples_per_s(backbone, labels, frozen_layers, dataset, collator, batch_size, warmup, steps,

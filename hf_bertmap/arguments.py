@@ -29,6 +29,17 @@ def is_large_label_set(head: str, num_labels: int) -> bool:
     return head in ("labels", "text") and num_labels > LARGE_LABEL_SET
 
 
+@dataclass(frozen=True)
+class HeadPlan:
+    """The head's settings for one run, known once its output words are (`ModelArguments.head_plan`): the frozen
+    encoder layers, the scoring, whether the rows stay fixed, and a text head's refresh schedule."""
+
+    freeze_layers: int
+    head_scoring: str
+    freeze_head: bool
+    label_refresh_steps: int
+
+
 @dataclass
 class ModelArguments:
     """Which encoder (or bertmap checkpoint) to start from, and how the word mapper is built on top of it."""
@@ -111,23 +122,22 @@ class ModelArguments:
     token: str | None = field(default=None, metadata={"help": "Hub token for private models."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow code from the model's repository."})
 
-    def resolve_head_defaults(self, num_layers: int, head: str, num_labels: int) -> None:
-        """Fill `freeze_layers`, `head_scoring` and `freeze_head` left unset with the defaults for an encoder of
-        `num_layers` layers under a `head` (the model's: a checkpoint's may differ from `--head`) with `num_labels`
-        output words, once, for training and the card to read: two thirds of a deep encoder's layers fixed (a third
-        of a shallower one with more than `LARGE_LABEL_SET` words, whose long epochs it shortens by a fifth),
-        fixed cosine rows for such a large set, and a text head's rows encoded anew every `LABEL_REFRESH_STEPS`
-        steps (only before evaluating and saving for such a large set)."""
+    def head_plan(self, num_layers: int, head: str, num_labels: int) -> "HeadPlan":
+        """The head's settings for an encoder of `num_layers` layers under a `head` (the model's: a checkpoint's may
+        differ from `--head`) with `num_labels` output words: those given, else the defaults: two thirds of a deep
+        encoder's layers fixed (a third of a shallower one with more than `LARGE_LABEL_SET` words, whose long
+        epochs it shortens by a fifth), fixed cosine rows for such a large set, and a text head's rows encoded anew
+        every `LABEL_REFRESH_STEPS` steps (only before evaluating and saving for such a large set)."""
         large = is_large_label_set(head, num_labels)
-        if self.freeze_layers is None:
-            deep = num_layers >= DEEP_ENCODER_LAYERS
-            self.freeze_layers = 0 if head == "vocab" else 2 * num_layers // 3 if deep else num_layers // 3 * large
-        if self.head_scoring is None:
-            self.head_scoring = "cosine" if large or head == "text" else "linear"
-        if self.freeze_head is None:
-            self.freeze_head = large
-        if self.label_refresh_steps is None:
-            self.label_refresh_steps = 0 if num_labels > LARGE_LABEL_SET else LABEL_REFRESH_STEPS
+        deep = num_layers >= DEEP_ENCODER_LAYERS
+        return HeadPlan(
+            freeze_layers=self.freeze_layers if self.freeze_layers is not None else
+            0 if head == "vocab" else 2 * num_layers // 3 if deep else num_layers // 3 * large,
+            head_scoring=self.head_scoring or ("cosine" if large or head == "text" else "linear"),
+            freeze_head=self.freeze_head if self.freeze_head is not None else large,
+            label_refresh_steps=self.label_refresh_steps if self.label_refresh_steps is not None else
+            0 if num_labels > LARGE_LABEL_SET else LABEL_REFRESH_STEPS,
+        )
 
     def __post_init__(self):
         check_choice("--pooling", self.pooling, POOLINGS)

@@ -193,6 +193,27 @@ def encode_labels(splits: DatasetDict, label_names: Sequence[str]) -> DatasetDic
     return DatasetDict(encoded)
 
 
+def check_max_seq_length(max_seq_length: int, encoder_config, tokenizer: PreTrainedTokenizerBase) -> None:
+    """Refuse a `--max_seq_length` above the tokens the encoder reads (its positions, its tokenizer's limit)."""
+    limits = [n for n in (getattr(encoder_config, "max_position_embeddings", None), tokenizer.model_max_length)
+              if isinstance(n, int) and 0 < n < 1_000_000]
+    if limits and max_seq_length > min(limits):
+        raise ValueError(f"--max_seq_length {max_seq_length}: the encoder reads at most {min(limits)} tokens; choose "
+                         f"at most {min(limits)}")
+
+
+def check_described(descriptions: dict[str, str] | None, label_names: Sequence[str], source: str | None) -> None:
+    """Say how many output words have a description, and name the described words that are not output words."""
+    if descriptions is None:
+        return
+    logger.info(f"{sum(w in descriptions for w in label_names)} of the {len(label_names)} output words have a "
+                "description")
+    unknown = sorted(set(descriptions) - set(label_names))
+    if unknown:
+        logger.warning(f"--label_descriptions {source}: {len(unknown)} described word(s) are not output words and "
+                       f"are ignored: {unknown[:10]}{' ...' if len(unknown) > 10 else ''}")
+
+
 def tokenize_splits(
     splits: DatasetDict,
     tokenizer: PreTrainedTokenizerBase,

@@ -27,7 +27,7 @@ from .decoding_bertmap import DecodingConfig
 if TYPE_CHECKING:
     from datasets import DatasetDict
 
-    from .arguments import DataArguments, ModelArguments
+    from .arguments import DataArguments, HeadPlan, ModelArguments
 
 TEMPLATE_PATH = Path(__file__).parent / "hub_card.md"
 EXAMPLE_PHRASES = ["fishy", "valuable", "large", "very chonky"]  # the task's examples: the built-in data's widget
@@ -184,7 +184,7 @@ class BertMapCardData(CardData):
 
     @classmethod
     def for_run(cls, model_args: "ModelArguments", data_args: "DataArguments", config: BertMapConfig,
-                data_counts: dict, splits: "DatasetDict") -> "BertMapCardData":
+                data_counts: dict, splits: "DatasetDict", plan: "HeadPlan") -> "BertMapCardData":
         """The card data known before training: the model's and the data's settings, the data counts, and the data's
         description and widget; `ModelCardCallback` adds the training arguments and the per-epoch results."""
         name = model_args.model_name_or_path
@@ -192,7 +192,7 @@ class BertMapCardData(CardData):
         hyperparameters = {
             "backbone": base_model or os.path.basename(os.path.normpath(name)),  # a Hub id, never a local path
             "pooling": config.pooling, "head": config.head, "head scoring": config.head_scoring,
-            "frozen encoder layers": model_args.freeze_layers, "head rows fixed": model_args.freeze_head,
+            "frozen encoder layers": plan.freeze_layers, "head rows fixed": plan.freeze_head,
             "head initialised from label names": model_args.init_head_from_label_names,
             "modifier copies": data_args.augment_copies,
             "misspelt copies": data_args.misspellings, "re-spelt copies": data_args.respellings,

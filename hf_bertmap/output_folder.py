@@ -168,6 +168,20 @@ class OutputFolder:
         holds_cwd = cwd == folder or cwd.startswith(folder.rstrip(os.sep) + os.sep)
         return cls(folder, in_place=foreign or holds_cwd)
 
+    @classmethod
+    def for_run(cls, training_args, model: str) -> "OutputFolder | None":
+        """The checked output folder of a `train.py` run, its resolved path set as `--output_dir`; None for an
+        evaluation without `--output_dir`, which writes nothing. An evaluation never writes into the model folder
+        it reads (`model`)."""
+        if training_args.output_dir is None:
+            return None
+        output = cls.prepare(training_args.output_dir, training_args.overwrite_output_dir)
+        if not training_args.do_train and os.path.isdir(model) and os.path.realpath(model) == output.path:
+            raise ValueError(f"--output_dir {training_args.output_dir} is the model folder being evaluated, whose "
+                             "results stay as they are; choose another folder for this evaluation's results")
+        training_args.output_dir = output.path
+        return output
+
     @contextmanager
     def lock(self, wait: float = 0.0) -> Iterator[None]:
         """Hold `.NAME.lock` beside the folder; a second writer into the same folder fails, naming it, at once or

@@ -19,17 +19,18 @@ from transformers import (
     EarlyStoppingCallback,
     HfArgumentParser,
     PreTrainedModel,
-    PreTrainedTokenizerBase,
     TrainerCallback,
     set_seed,
 )
 
-from .arguments import BertMapTrainingArguments, DataArguments, ModelArguments
+from .arguments import BertMapTrainingArguments, DataArguments, HeadPlan, ModelArguments
 from .backbones import resolve_backbone
 from .calibration import fit_decoding
 from .configuration_bertmap import BertMapConfig
 from .data import (
     WordMappingCollator,
+    check_described,
+    check_max_seq_length,
     check_vocab_targets,
     describe_splits,
     label_list_for,
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None, callbacks: list[TrainerCallback] | None 
     set_seed(training_args.seed)
     if training_args.push_to_hub and not (training_args.hub_token or get_token()):
         raise ValueError("--push_to_hub needs a Hub token: run `hf auth login`, set HF_TOKEN or pass --hub_token")
-    output = output_folder(model_args, training_args)
+    output = OutputFolder.for_run(training_args, model_args.model_name_or_path)
     resume = checkpoint_to_resume(training_args.resume_from_checkpoint, training_args.output_dir) \
         if training_args.do_train else None
     locked = output is not None and training_args.process_index == 0
@@ -84,14 +85,14 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Ber
                          "--do_train false only evaluates); nothing to train on")
 
     # 3. Model, tokenizer and decoding step: a new head on a backbone, or a bertmap checkpoint to train on.
-    mapper = load_mapper(model_args, data_args, splits, training_args.do_train)
+    mapper, plan = load_mapper(model_args, data_args, splits, training_args.do_train)
     config = mapper.model.config
-    if training_args.do_train and model_args.freeze_layers:
+    if training_args.do_train and plan.freeze_layers:
         num_layers = config.encoder_config.num_hidden_layers
-        mapper.model.freeze_encoder_layers(model_args.freeze_layers)
-        logger.info(f"Training the top {num_layers - model_args.freeze_layers} of the encoder's {num_layers} layers "
+        mapper.model.freeze_encoder_layers(plan.freeze_layers)
+        logger.info(f"Training the top {num_layers - plan.freeze_layers} of the encoder's {num_layers} layers "
                     "and the head")
-    if training_args.do_train and model_args.freeze_head:
+    if training_args.do_train and plan.freeze_head:
         mapper.model.classifier.freeze()
         logger.info(f"The head's {config.num_labels} rows stay at the label names' embeddings"
                     if config.head == "labels" else "Words are scored by their text alone (no learned rows)")
@@ -102,7 +103,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Ber
         tokenized = preprocess_splits(splits, label_names, mapper.tokenizer, data_args, training_args.seed,
                                       cache_root=model_args.cache_dir or datasets.config.HF_DATASETS_CACHE)
     data_counts["train (augmented)"] = describe_splits({"train": tokenized["train"]})["train"]
-    card_data = BertMapCardData.for_run(model_args, data_args, config, data_counts, splits)
+    card_data = BertMapCardData.for_run(model_args, data_args, config, data_counts, splits, plan)
 
     # 4. Train, choosing the checkpoint on validation accuracy of the plain classifier.
     main_process = training_args.process_index == 0
@@ -175,11 +176,11 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Ber
 
 
 def load_mapper(model_args: ModelArguments, data_args: DataArguments, splits: datasets.DatasetDict,
-                do_train: bool) -> WordMapper:
+                do_train: bool) -> tuple[WordMapper, HeadPlan]:
     """The model to train or evaluate, its tokenizer and decoding step: a bertmap checkpoint as saved (its memory
     dropped when training moves its encoder), or a new head over the training targets on a backbone encoder or on
-    the encoder of a bertmap checkpoint whose words do not cover them. The head's defaults
-    (`ModelArguments.resolve_head_defaults`) are resolved here, once the output words are known."""
+    the encoder of a bertmap checkpoint whose words do not cover them; and the head's settings
+    (`ModelArguments.head_plan`), known once the output words are."""
     path = resolve_backbone(model_args.model_name_or_path)
     hub_kwargs = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision, "token": model_args.token}
     tokenizer = AutoTokenizer.from_pretrained(
@@ -189,7 +190,7 @@ def load_mapper(model_args: ModelArguments, data_args: DataArguments, splits: da
     check_max_seq_length(data_args.max_seq_length, getattr(config, "encoder_config", config), tokenizer)
     descriptions = (read_label_descriptions(data_args.label_descriptions, data_args.lowercase)
                     if data_args.label_descriptions else None)
-    encoder = None
+    encoder, pooling = None, None
     if config.model_type == BertMapConfig.model_type:
         if data_args.label_file is not None:
             raise ValueError(f"--label_file gives a new head its output words; {model_args.model_name_or_path} is a "
@@ -197,8 +198,8 @@ def load_mapper(model_args: ModelArguments, data_args: DataArguments, splits: da
         model = BertForWordMapping.from_pretrained(path, **hub_kwargs)
         unknown = sorted({w for words in splits["train"]["targets"] for w in words} - set(model.config.label2id))
         if not (do_train and unknown):
-            model_args.resolve_head_defaults(model.config.encoder_config.num_hidden_layers, model.config.head,
-                                             model.config.num_labels)
+            plan = model_args.head_plan(model.config.encoder_config.num_hidden_layers, model.config.head,
+                                        model.config.num_labels)
             if do_train:  # stale once training moves the encoder; fitted anew after training
                 model.decoding.memory = None
             if model.config.head == "vocab":
@@ -206,11 +207,11 @@ def load_mapper(model_args: ModelArguments, data_args: DataArguments, splits: da
             mapper = WordMapper(model, tokenizer, source_folder=path if os.path.isdir(path) else None)
             if descriptions is not None and model.config.head == "text":
                 mapper.set_word_texts(descriptions)
-            return mapper
+            return mapper, plan
         logger.warning(f"{model_args.model_name_or_path} has {model.config.num_labels} output words, not the "
                        f"training targets {unknown[:5]}{' ...' if len(unknown) > 5 else ''}: a new head over the "
                        f"training targets on its encoder (pooling {model.config.pooling!r})")
-        encoder, model_args.pooling = model.encoder, model.config.pooling
+        encoder, pooling = model.encoder, model.config.pooling
     elif not do_train:
         raise ValueError(f"--do_train false evaluates a trained model: {model_args.model_name_or_path} is not a "
                          "bertmap model (its config's model_type is not 'bertmap')")
@@ -223,44 +224,31 @@ def load_mapper(model_args: ModelArguments, data_args: DataArguments, splits: da
     label_names = label_list_for(model_args.head, splits["train"], tokenizer, extra)
     if encoder is None:
         encoder = AutoModel.from_pretrained(path, trust_remote_code=model_args.trust_remote_code, **hub_kwargs)
-    model_args.resolve_head_defaults(encoder.config.num_hidden_layers, model_args.head, len(label_names))
-    model = build_model(model_args, label_names, encoder)
+    plan = model_args.head_plan(encoder.config.num_hidden_layers, model_args.head, len(label_names))
+    model = build_model(model_args, label_names, encoder, plan, pooling)
     model.decoding = WordMappingDecoder(DecodingConfig(min_score=model_args.min_score,
                                                       max_length=data_args.max_seq_length,
                                                       lowercase=data_args.lowercase))
     mapper = WordMapper(model, tokenizer)
-    if descriptions is not None:
-        described = sum(word in descriptions for word in label_names)
-        logger.info(f"{described} of the {len(label_names)} output words have a description")
-        unknown = sorted(set(descriptions) - set(label_names))
-        if unknown:
-            logger.warning(f"--label_descriptions {data_args.label_descriptions}: {len(unknown)} described word(s) "
-                           f"are not output words and are ignored: {unknown[:10]}{' ...' if len(unknown) > 10 else ''}")
+    check_described(descriptions, label_names, data_args.label_descriptions)
     if model_args.head == "text":
         mapper.set_word_texts(descriptions)
     elif model_args.init_head_from_label_names:
         mapper.model.classifier.initialize_from(
             mapper.embed(mapper.word_texts(label_names, descriptions), normalized=True))
-    return mapper
+    return mapper, plan
 
 
-def check_max_seq_length(max_seq_length: int, encoder_config, tokenizer: PreTrainedTokenizerBase) -> None:
-    """Refuse a `--max_seq_length` above the tokens the encoder reads (its positions, its tokenizer's limit)."""
-    limits = [n for n in (getattr(encoder_config, "max_position_embeddings", None), tokenizer.model_max_length)
-              if isinstance(n, int) and 0 < n < 1_000_000]
-    if limits and max_seq_length > min(limits):
-        raise ValueError(f"--max_seq_length {max_seq_length}: the encoder reads at most {min(limits)} tokens; choose "
-                         f"at most {min(limits)}")
-
-
-def build_model(model_args: ModelArguments, label_names: list[str], encoder: PreTrainedModel) -> BertForWordMapping:
-    """A fresh word mapper on the pretrained `encoder`'s weights, with `label_names` as its output words."""
+def build_model(model_args: ModelArguments, label_names: list[str], encoder: PreTrainedModel,
+                plan: HeadPlan | None = None, pooling: str | None = None) -> BertForWordMapping:
+    """A fresh word mapper on the pretrained `encoder`'s weights, with `label_names` as its output words; the head's
+    settings from `plan` (else the config's defaults), the pooling from `pooling` (else `--pooling`)."""
     config = BertMapConfig(
         encoder_config=encoder.config.to_dict(),
-        pooling=model_args.pooling,
+        pooling=pooling or model_args.pooling,
         head=model_args.head,
-        head_scoring=model_args.head_scoring,
-        label_refresh_steps=model_args.label_refresh_steps,
+        head_scoring=plan.head_scoring if plan else model_args.head_scoring,
+        label_refresh_steps=plan.label_refresh_steps if plan else model_args.label_refresh_steps,
         label_gradient_words=model_args.label_gradient_words,
         classifier_dropout=model_args.classifier_dropout,
         id2label=dict(enumerate(label_names)),
@@ -306,21 +294,6 @@ def setup_logging(training_args: BertMapTrainingArguments) -> None:
     transformers.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.enable_default_handler()
     transformers.utils.logging.enable_explicit_format()
-
-
-def output_folder(model_args: ModelArguments, training_args: BertMapTrainingArguments) -> OutputFolder | None:
-    """The checked output folder (`output_folder.py`'s policy), its resolved path set as `--output_dir`; None for
-    an evaluation without `--output_dir`, which writes nothing. An evaluation never writes into the model folder
-    it reads."""
-    if training_args.output_dir is None:
-        return None
-    output = OutputFolder.prepare(training_args.output_dir, training_args.overwrite_output_dir)
-    model = model_args.model_name_or_path
-    if not training_args.do_train and os.path.isdir(model) and os.path.realpath(model) == output.path:
-        raise ValueError(f"--output_dir {training_args.output_dir} is the model folder being evaluated, whose results "
-                         "stay as they are; choose another folder for this evaluation's results")
-    training_args.output_dir = output.path
-    return output
 
 
 __all__ = ["main", "parse_args", "build_model"]

@@ -303,8 +303,9 @@ def test_report_to_tensorboard_writes_event_files_offline(tiny_backbone, pair_fi
 
 def resolved(head="labels", num_layers=12, num_labels=285, *flags):
     model_args = parse_args(list(flags))[0]
-    model_args.resolve_head_defaults(num_layers, head, num_labels)
-    return model_args.freeze_layers, model_args.head_scoring, model_args.freeze_head
+    plan = model_args.head_plan(num_layers, head, num_labels)
+    assert model_args == parse_args(list(flags))[0]  # the parsed arguments stay as they were typed
+    return plan.freeze_layers, plan.head_scoring, plan.freeze_head
 
 
 def test_a_deep_encoder_trains_its_top_third_by_default_and_a_shallow_one_whole():
@@ -376,9 +377,7 @@ def test_large_label_sets_get_fixed_cosine_rows_by_default():
 def test_a_text_head_is_refreshed_every_50_steps_or_only_before_use_with_a_large_label_set():
     from hf_bertmap.arguments import LARGE_LABEL_SET, ModelArguments
 
-    small, large = ModelArguments(head="text"), ModelArguments(head="text")
-    small.resolve_head_defaults(12, "text", 285)
-    large.resolve_head_defaults(12, "text", LARGE_LABEL_SET + 1)
+    small, large = (ModelArguments(head="text").head_plan(12, "text", n) for n in (285, LARGE_LABEL_SET + 1))
     assert (small.label_refresh_steps, large.label_refresh_steps) == (50, 0)
     with pytest.raises(ValueError, match="--head text scores by cosine"):
         ModelArguments(head="text", head_scoring="linear")
