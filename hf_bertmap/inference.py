@@ -27,6 +27,7 @@ from .decoding_bertmap import (
 )
 from .hardware import cpu_has_native_bfloat16
 from .metrics import gold_lists, word_mapping_scores
+from .model_card import BertMapCardData
 from .model_folder import MapperFolderMixin, check_model_folder
 from .modeling_bertmap import BertForWordMapping
 from .onnx_backend import ONNX_FILE, OnnxWordMapping
@@ -71,9 +72,11 @@ class WordMapper(MapperFolderMixin, CorrectionsMixin):
     ```
     """
 
-    def __init__(self, model: BertForWordMapping, tokenizer: PreTrainedTokenizerBase, source_folder: str | None = None):
+    def __init__(self, model: BertForWordMapping, tokenizer: PreTrainedTokenizerBase, source_folder: str | None = None,
+                 card_data: BertMapCardData | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
+        self.card_data = card_data  # the model card's data, saved and rendered with the model
         self.source_folder = source_folder  # where results, the card's inputs and corrections are found and saved
         self.unsaved_corrections: list[tuple[str, str]] = []  # `correct(..., save=False)`'s pairs, for the next save
         # One thread at a time changes or runs the model (a page serves several): a word added between a batch's
@@ -117,7 +120,8 @@ class WordMapper(MapperFolderMixin, CorrectionsMixin):
                                                    **hub_kwargs, **kwargs)
         if device is not None:
             model.to(device)
-        mapper = cls(model, tokenizer, source_folder=path if os.path.isdir(path) else None)
+        folder = path if os.path.isdir(path) else None
+        mapper = cls(model, tokenizer, source_folder=folder, card_data=BertMapCardData.load(folder) if folder else None)
         if mapper.source_folder is not None:
             mapper.warn_pending_corrections()
         return mapper

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 TEMPLATE_PATH = Path(__file__).parent / "hub_card.md"
 EXAMPLE_PHRASES = ["fishy", "valuable", "large", "very chonky"]  # the task's examples: the built-in data's widget
 CARD_CONTEXT_FILE = "bertmap_card.json"
+# The fields `render` fills from the model and the repo id, not saved with the card data.
+RENDERED = ("model_name", "repo_id", "encoder_type", "pooling", "head", "head_scoring", "num_labels", "decoding")
 # The transformers release the modeling, decoding and pipeline code saved with a model needs.
 MIN_TRANSFORMERS = "5.24"
 BUILTIN_DATASET_DESCRIPTION = (
@@ -111,14 +113,39 @@ class BertMapCardData(CardData):
     training_results: list[dict] = field(default_factory=list)
     framework_versions: dict[str, str] = field(default_factory=dict)
     pictures: list[str] = field(default_factory=list)
-    model_name: str | None = None  # the repo's name, set by `render`
+    # What `render` takes from the model it is rendered for and the repo it goes to.
+    model_name: str | None = None
+    repo_id: str | None = None
+    encoder_type: str | None = None
+    pooling: str | None = None
+    head: str | None = None
+    head_scoring: str | None = None
+    num_labels: int | None = None
+    decoding: dict = field(default_factory=dict)
+
+    @property
+    def k(self) -> int:
+        """The k of the accuracy@k in `results` (`test_accuracy_at_K`)."""
+        return top_k_of(self.results, "test_accuracy_at_") or 5
 
     def to_dict(self) -> dict:
-        """The Hub metadata: language, licence, library, pipeline tag, tags, base model, datasets, metrics, the
-        widget and a `model-index` of distinct accuracy@1, accuracy@5 and macro-F1 entries."""
+        """Every field, and what the template derives from them: the template's context (as SetFit's card data)."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        values.update(
+            base_model=hub_repo_id(self.base_model), k=self.k, min_transformers=MIN_TRANSFORMERS,
+            limitations=BUILTIN_LIMITATIONS if self.limitations is None else self.limitations,
+            examples=self.widget[:2] or ["very chonky", "scentless"],
+            test_phrases=self.data_counts.get("test", {}).get("phrases", 0),
+        )
+        return values
+
+    def to_yaml(self, line_break=None, original_order=None) -> str:
+        """The Hub metadata (the card's YAML front matter): language, licence, library, pipeline tag, tags, base
+        model, datasets, metrics, the widget and a `model-index` of distinct accuracy@1, accuracy@k and macro-F1
+        entries."""
         dataset_id = hub_repo_id(self.dataset_name)
         metrics = (("accuracy", "Accuracy@1", "test_accuracy", None),
-                   ("top_k_accuracy", "Accuracy@5", "test_accuracy_at_5", {"k": 5}),
+                   ("top_k_accuracy", f"Accuracy@{self.k}", f"test_accuracy_at_{self.k}", {"k": self.k}),
                    ("f1", "Macro-F1", "test_macro_f1", {"average": "macro"}))
         eval_results = [
             EvalResult(task_type="text-classification", task_name="Word mapping",
@@ -134,51 +161,29 @@ class BertMapCardData(CardData):
             base_model=hub_repo_id(self.base_model), datasets=[dataset_id] if dataset_id else None,
             metrics=["accuracy", "f1"], model_name=self.model_name, eval_results=eval_results or None,
             widget=[{"text": phrase} for phrase in self.widget] or None,
-        ).to_dict()
+        ).to_yaml(line_break=line_break, original_order=original_order)
 
     def render(self, config: BertMapConfig, decoding: DecodingConfig, repo_id: str,
                template_path: str | Path = TEMPLATE_PATH) -> ModelCard:
         """The card for `repo_id` from `hub_card.md`, with the model's `config` and `decoding` settings."""
-        missing = [key for key in ("test_accuracy", "test_accuracy_at_5", "test_macro_f1") if key not in self.results]
+        missing = [key for key in ("test_accuracy", f"test_accuracy_at_{self.k}", "test_macro_f1")
+                   if key not in self.results]
         if missing:
             raise ValueError(f"render: results lack {missing}; evaluate on the test split first")
-        card_data = dataclasses.replace(self, model_name=repo_id.split("/")[-1])
-        results = self.results
-        return ModelCard.from_template(
-            card_data,
-            template_path=str(template_path),
-            model_name=card_data.model_name,
-            repo_id=repo_id,
-            dataset_description=self.dataset_description,
-            data_license=self.data_license,
-            data_counts=self.data_counts,
-            hyperparameters=self.hyperparameters,
-            training_results=self.training_results,
-            pictures=self.pictures,
-            decoding_results=self.decoding_results,
-            framework_versions=self.framework_versions,
-            base_model=hub_repo_id(self.base_model),
-            encoder_type=config.encoder_config.model_type,
-            pooling=config.pooling,
-            head=config.head,
-            head_scoring=config.head_scoring,
-            lowercase=decoding.lowercase,
-            num_labels=config.num_labels,
-            limitations=BUILTIN_LIMITATIONS if self.limitations is None else self.limitations,
-            examples=self.widget[:2] or ["very chonky", "scentless"],
-            test_phrases=self.data_counts.get("test", {}).get("phrases", 0),
-            test_accuracy=results["test_accuracy"],
-            test_accuracy_at_5=results["test_accuracy_at_5"],
-            test_macro_f1=results["test_macro_f1"],
-            test_ece=results.get("test_ece"),
-            test_coverage=results.get("test_coverage"),
-            decoding=decoding,
-            min_transformers=MIN_TRANSFORMERS,
-        )
+        card_data = dataclasses.replace(
+            self, model_name=repo_id.split("/")[-1], repo_id=repo_id, encoder_type=config.encoder_config.model_type,
+            pooling=config.pooling, head=config.head, head_scoring=config.head_scoring, num_labels=config.num_labels,
+            decoding=dataclasses.asdict(decoding))
+        return ModelCard.from_template(card_data, template_path=str(template_path))
+
+    def write(self, folder: str | os.PathLike, config: BertMapConfig, decoding: DecodingConfig, repo_id: str) -> None:
+        """Save the card data (`save`) and the card rendered for `repo_id` (`README.md`) into `folder`."""
+        self.save(folder)
+        self.render(config, decoding, repo_id).save(os.path.join(folder, "README.md"))
 
     def save(self, folder: str | os.PathLike) -> None:
         """Keep the card's inputs beside the model (`bertmap_card.json`), to render it again for another repo id."""
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model_name"}
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in RENDERED}
         with open(os.path.join(folder, CARD_CONTEXT_FILE), "w") as f:
             json.dump(fields, f, indent=2)
 
@@ -254,10 +259,8 @@ class ModelCardCallback(TrainerCallback):
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if metrics and "eval_accuracy" in metrics:
-            self.card_data.training_results.append({
-                "epoch": state.epoch, "step": state.global_step, "training_loss": self.training_loss,
-                "validation_loss": metrics.get("eval_loss"), "accuracy": metrics["eval_accuracy"],
-                "accuracy_at_5": metrics.get("eval_accuracy_at_5")})
+            self.card_data.training_results.append(
+                epoch_row(dict(metrics, epoch=state.epoch, step=state.global_step), self.training_loss))
 
 
 def base_model_of(name: str) -> str | None:
@@ -277,10 +280,23 @@ def epoch_results(log_history: list[dict]) -> list[dict]:
         if "loss" in entry:
             last_loss = entry["loss"]
         if "eval_accuracy" in entry:
-            rows.append({"epoch": entry.get("epoch"), "step": entry.get("step"), "training_loss": last_loss,
-                         "validation_loss": entry.get("eval_loss"), "accuracy": entry["eval_accuracy"],
-                         "accuracy_at_5": entry.get("eval_accuracy_at_5")})
+            rows.append(epoch_row(entry, last_loss))
     return rows
+
+
+def epoch_row(metrics: dict, training_loss: float | None) -> dict:
+    """The card's row for one evaluation (`eval_*` metrics with its epoch and step): epoch, step, the last training
+    loss logged before it, validation loss, accuracy@1 and accuracy@k."""
+    k = top_k_of(metrics, "eval_accuracy_at_")
+    return {"epoch": metrics.get("epoch"), "step": metrics.get("step"), "training_loss": training_loss,
+            "validation_loss": metrics.get("eval_loss"), "accuracy": metrics["eval_accuracy"],
+            "accuracy_at_k": metrics.get(f"eval_accuracy_at_{k}"), "k": k}
+
+
+def top_k_of(metrics: dict, prefix: str) -> int | None:
+    """The k of the `{prefix}K` metric among `metrics` (the largest if several), or None."""
+    ks = [int(key[len(prefix):]) for key in metrics if key.startswith(prefix) and key[len(prefix):].isdigit()]
+    return max(ks, default=None)
 
 
 def framework_versions() -> dict[str, str]:

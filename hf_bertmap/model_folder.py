@@ -12,7 +12,6 @@ from huggingface_hub import CommitInfo, HfApi
 from safetensors import safe_open
 
 from .corrections import write_corrections
-from .model_card import BertMapCardData
 from .onnx_backend import OnnxWordMapping, export_onnx
 from .output_folder import (
     FolderChangedError,
@@ -64,8 +63,9 @@ def check_model_folder(folder: str, allow_pickle: bool = False) -> None:
 
 
 class MapperFolderMixin:
-    """Saving a `WordMapper` (its `model`, `tokenizer`, `decoding`, `source_folder`, `unsaved_corrections` and
-    `_lock`) into a folder or to the Hub, as `PushToHubMixin` gives transformers' models theirs."""
+    """Saving a `WordMapper` (its `model`, `tokenizer`, `decoding`, `card_data`, `source_folder`,
+    `unsaved_corrections` and `_lock`) into a folder or to the Hub, as `PushToHubMixin` gives transformers' models
+    theirs."""
 
     def _mark_saved(self) -> None:
         """Remember the model the source folder holds now (see `save_pretrained`) and how many words it has."""
@@ -115,16 +115,14 @@ class MapperFolderMixin:
         write_corrections(folder, self.unsaved_corrections, after=self.source_folder)
         for weights in glob.glob(os.path.join(folder, "*.safetensors")):
             apply_umask(weights)  # safetensors writes through a private temporary file (0600)
-        source = self.source_folder
-        if source is None or decoding_only:
+        if decoding_only:
             return
-        card_data = BertMapCardData.load(source)
-        copied = glob.glob(os.path.join(source, "*_results.json"))
-        if card_data is not None:
-            copied += [os.path.join(source, picture) for picture in card_data.pictures]
-            card_data.save(folder)
-            card = card_data.render(self.model.config, self.decoding.config, repo_id)
-            card.save(os.path.join(folder, "README.md"))  # the card of this model: its words, its decoding
+        if self.card_data is not None:  # the card of this model: its words, its decoding
+            self.card_data.write(folder, self.model.config, self.decoding.config, repo_id)
+        source = self.source_folder
+        copied = glob.glob(os.path.join(source, "*_results.json")) if source is not None else []
+        if source is not None and self.card_data is not None:
+            copied += [os.path.join(source, picture) for picture in self.card_data.pictures]
         for path in copied:
             if os.path.isfile(path) and not os.path.lexists(os.path.join(folder, os.path.basename(path))):
                 shutil.copy(path, folder)

@@ -132,7 +132,7 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Ber
         # The model without the mixed-precision autocast `accelerate` wrapped its forward in: the decoding step is
         # fitted and the splits scored in the precision the saved model serves in.
         model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
-        mapper = WordMapper(model, mapper.tokenizer, source_folder=mapper.source_folder)
+        mapper = WordMapper(model, mapper.tokenizer, source_folder=mapper.source_folder, card_data=card_data)
 
     # 5. Fit the decoding step on validation: temperature, memory of training phrases and its weight.
     if training_args.do_train:
@@ -160,9 +160,8 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Ber
     def write_card(folder: str) -> None:
         if "test_accuracy" in results:
             card_data.pictures = save_pictures(folder, trainer.state.log_history, *test_predictions)
-            card_data.save(folder)
-            repo_id = trainer.hub_model_id or os.path.basename(training_args.output_dir)
-            card_data.render(config, mapper.decoding.config, repo_id).save(os.path.join(folder, "README.md"))
+            card_data.write(folder, config, mapper.decoding.config,
+                            trainer.hub_model_id or os.path.basename(training_args.output_dir))
 
     if trainer is not None:
         trainer.save_final_model(output, split_metrics, write_card)

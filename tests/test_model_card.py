@@ -139,7 +139,17 @@ def test_the_callback_fills_hyperparameters_when_training_begins_and_a_row_per_e
     callback.on_evaluate(args, state, control, metrics={"eval_loss": 1.5, "eval_accuracy": 0.5,
                                                         "eval_accuracy_at_5": 0.9})
     assert card_data.training_results == [{"epoch": 1.0, "step": 10, "training_loss": 1.25, "validation_loss": 1.5,
-                                           "accuracy": 0.5, "accuracy_at_5": 0.9}]
+                                           "accuracy": 0.5, "accuracy_at_k": 0.9, "k": 5}]
+
+
+def test_the_k_of_accuracy_at_k_comes_from_the_results():
+    results = {"test_accuracy": 0.4, "test_accuracy_at_10": 0.8, "test_macro_f1": 0.3}
+    card = render(results=results, training_results=epoch_results(
+        [{"eval_loss": 1.7, "eval_accuracy": 0.4, "eval_accuracy_at_10": 0.85, "step": 10, "epoch": 1.0}]))
+    text = str(card)
+    assert "| accuracy@10 | 0.8000 |" in text and "accuracy@5" not in text
+    assert "| 1.0 | 10 | – | 1.7000 | 0.4000 | 0.8500 |" in text
+    assert metadata(card)["model-index"][0]["results"][0]["metrics"][1]["name"] == "Accuracy@10"
 
 
 @pytest.mark.parametrize(("kwargs", "says"), [({}, "by a linear layer (`labels` head)"),
