@@ -199,10 +199,7 @@ class BertMapCardData(CardData):
             "pooling": config.pooling, "head": config.head, "head scoring": config.head_scoring,
             "frozen encoder layers": plan.freeze_layers, "head rows fixed": plan.freeze_head,
             "head initialised from label names": model_args.init_head_from_label_names,
-            "modifier copies": data_args.augment_copies,
-            "misspelt copies": data_args.misspellings, "re-spelt copies": data_args.respellings,
-            "slang copies": data_args.slang, "comparatives": data_args.comparatives,
-            "max_seq_length": data_args.max_seq_length,
+            **non_default_arguments(model_args, data_args),
         }
         if config.head == "text":
             hyperparameters["word rows encoded anew every"] = f"{config.label_refresh_steps} steps"
@@ -261,6 +258,27 @@ class ModelCardCallback(TrainerCallback):
         if metrics and "eval_accuracy" in metrics:
             self.card_data.training_results.append(
                 epoch_row(dict(metrics, epoch=state.epoch, step=state.global_step), self.training_loss))
+
+
+# Arguments a card never lists: paths, tokens and Hub settings (a card is public), and those the table shows resolved.
+UNLISTED_ARGUMENTS = {
+    "model_name_or_path", "tokenizer_name", "cache_dir", "token", "model_revision", "trust_remote_code", "license",
+    "language", "train_file", "validation_file", "test_file", "label_file", "label_descriptions", "dataset_name",
+    "dataset_config_name", "overwrite_cache", "preprocessing_num_workers", "pooling", "head", "head_scoring",
+    "freeze_layers", "freeze_head", "init_head_from_label_names", "label_refresh_steps",
+}
+
+
+def non_default_arguments(*arguments) -> dict[str, object]:
+    """The fields of these argument dataclasses that differ from their defaults, by flag name (as
+    sentence-transformers' card lists its `non_default_hyperparameters`); `UNLISTED_ARGUMENTS` are left out."""
+    values = {}
+    for args in arguments:
+        for f in dataclasses.fields(args):
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            if f.name not in UNLISTED_ARGUMENTS and getattr(args, f.name) != default:
+                values[f"--{f.name}"] = getattr(args, f.name)
+    return values
 
 
 def base_model_of(name: str) -> str | None:

@@ -158,3 +158,18 @@ def test_the_k_of_accuracy_at_k_comes_from_the_results():
 def test_the_card_says_how_the_head_scores_the_words(kwargs, says):
     card_data = BertMapCardData(results=RESULTS, data_counts=COUNTS)
     assert says in str(card_data.render(make_model(**kwargs).config, DecodingConfig(), "a/b"))
+
+
+def test_the_hyperparameter_table_lists_the_arguments_that_differ_from_the_defaults(pair_files):
+    from hf_bertmap.training import parse_args
+
+    model_args, data_args, _ = parse_args(["--train_file", str(pair_files["train"]), "--slang", "0.2",
+                                           "--augment_copies", "3", "--token", "hf_SECRET", "--head", "text"])
+    plan = model_args.head_plan(2, "text", 3)
+    splits = {"test": {"phrase": ["large"]}}
+    card_data = BertMapCardData.for_run(model_args, data_args, make_model(head="text").config, {}, splits, plan)
+    listed = card_data.hyperparameters
+    assert {key: listed[key] for key in ("--slang", "--augment_copies")} == {"--slang": 0.2, "--augment_copies": 3}
+    assert listed["head"] == "text" and listed["frozen encoder layers"] == 0
+    assert not {"--train_file", "--token", "--lowercase", "--max_seq_length", "--head"} & set(listed)
+    assert "hf_SECRET" not in str(listed) and str(pair_files["train"]) not in str(listed)
