@@ -9,7 +9,14 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 from transformers import TrainingArguments
 
 from .backbones import INSTALL_MPNET
-from .configuration_bertmap import HEAD_SCORINGS, HEADS, LABEL_REFRESH_STEPS, POOLINGS, check_choice
+from .configuration_bertmap import (
+    HEAD_SCORINGS,
+    HEADS,
+    LABEL_REFRESH_STEPS,
+    POOLINGS,
+    check_choice,
+    check_head_scoring,
+)
 from .decoding_bertmap import check_unit_interval
 from .hardware import cpu_has_native_bfloat16
 
@@ -17,8 +24,7 @@ DEFAULT_BACKBONE = "all-mpnet-base-v2"  # resolved by `backbones.resolve_backbon
 DEFAULT_OUTPUT_DIR = "bertmap-attributes"  # where a training run writes without --output_dir
 DEEP_ENCODER_LAYERS = 12  # encoders this deep train only their top third by default (`--freeze_layers`)
 # More output words than this get cosine head scoring with rows that stay at the label names' embeddings
-# (`--head_scoring`, `--freeze_head`): a trained linear head learnt nothing with 77,003 words, and does well with a
-# few hundred.
+# (`--head_scoring`, `--freeze_head`): see docs/large_vocabularies.md for what a trained linear head learnt there.
 LARGE_LABEL_SET = 5000
 TOKEN = re.compile(r"(^|_)token$")  # argument names holding a secret
 
@@ -112,8 +118,7 @@ class ModelArguments:
     min_score: float = field(
         default=0.1,
         metadata={"help": "The saved model's default abstention threshold: predict() gives no word when the best "
-                  "word's (calibrated) probability is below it; 0 never abstains. On the built-in test split 0.1 "
-                  "withheld 1 phrase in 40, nearly all of those wrong."},
+                  "word's (calibrated) probability is below it; 0 never abstains."},
     )
     license: str = field(default="apache-2.0", metadata={"help": "The model card's licence (a Hub licence id)."})
     language: str = field(default="en", metadata={"help": "The model card's language (ISO 639-1)."})
@@ -149,10 +154,7 @@ class ModelArguments:
             raise ValueError(f"--freeze_layers must be >= 0, got {self.freeze_layers}")
         if self.init_head_from_label_names is None:
             self.init_head_from_label_names = self.head == "labels"
-        if self.head_scoring == "cosine" and self.head == "vocab":
-            raise ValueError("--head_scoring cosine applies to --head labels or text only")
-        if self.head_scoring == "linear" and self.head == "text":
-            raise ValueError("--head text scores by cosine; --head_scoring linear applies to --head labels")
+        check_head_scoring(self.head, self.head_scoring, "--head/--head_scoring")
         if self.freeze_head and self.head == "vocab":
             raise ValueError("--freeze_head applies to --head labels or text only")
         for name in ("label_refresh_steps", "label_gradient_words"):
@@ -283,8 +285,8 @@ class BertMapTrainingArguments(TrainingArguments):
     logging_steps: float = field(default=50, metadata={"help": "Log every this many steps."})
     train_sampling_strategy: str = field(
         default="group_by_length",
-        metadata={"help": "Training sampler: group_by_length (batches of similar length: less padding, measured "
-                  "1.4x faster here with the same accuracy), random, sequential or batch_rebalance.",
+        metadata={"help": "Training sampler: group_by_length (batches of similar length: less padding; "
+                  "docs/benchmarks.md), random, sequential or batch_rebalance.",
                   "choices": ["random", "sequential", "group_by_length", "batch_rebalance"]},
     )
     head_learning_rate: float | None = field(
@@ -301,8 +303,8 @@ class BertMapTrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "bfloat16 mixed precision (autocast; the weights and the saved model stay float32). "
                   "Default: on when training on a CPU with native bfloat16 (AVX-512 BF16, AMX, Arm BF16) and "
-                  "without --fp16, where it trained the default recipe 1.9x faster with the same accuracy; off "
-                  "elsewhere (pass --bf16 true on a GPU that has it)."},
+                  "without --fp16 (docs/benchmarks.md: faster, the same accuracy); off elsewhere (pass --bf16 true "
+                  "on a GPU that has it)."},
     )
 
     def __post_init__(self):

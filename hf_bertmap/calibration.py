@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 MEMORY_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 DEFAULT_MEMORY_WEIGHT = 0.3  # without a validation split to choose it on
 # The decoding step is fitted on at most this many (validation phrase, output word) logits: 134 MB of float32 per
-# copy, all of a few thousand phrases over a few hundred words, the first 433 phrases over 77,503 words.
+# copy, all of a few thousand phrases over a few hundred words, the first few hundred over tens of thousands.
 MAX_FIT_LOGITS = 2**25
 
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
@@ -107,7 +107,7 @@ def _golden_section_minimum(f, low: float, high: float, iterations: int = 40) ->
     return (a + b) / 2
 
 
-def fit_memory_weight(decoder: WordMappingDecoder, logits: torch.Tensor, embeddings: torch.Tensor,
+def fit_memory_weight(decoding: WordMappingDecoder, logits: torch.Tensor, embeddings: torch.Tensor,
                       phrases: list[str], labels: torch.Tensor, weights=MEMORY_WEIGHTS, k: int = 5,
                       calibrate: bool = True) -> tuple[float, float, dict[float, tuple[float, float]]]:
     """Choose the memory weight (and, with `calibrate`, the temperature for it) on validation.
@@ -115,21 +115,21 @@ def fit_memory_weight(decoder: WordMappingDecoder, logits: torch.Tensor, embeddi
     For each weight in `weights`, the temperature minimising the golds' negative log-likelihood under the decoded
     probabilities (classifier and memory vote mixed, so the mixture is what gets calibrated); then the weight whose
     decoded probabilities score best: accuracy@1, then @k, then the smaller weight. Without `calibrate` the
-    decoder's temperature stays. The decoder is not changed. Returns (weight, temperature, {weight: (accuracy@1,
+    decoding's temperature stays. The decoding step is not changed. Returns (weight, temperature, {weight: (accuracy@1,
     accuracy@k)}).
     """
     labels = torch.as_tensor(labels).long()
     if labels.dim() == 1:
         labels = labels.unsqueeze(-1)
-    vote = decoder.memory_vote(embeddings, logits.shape[-1])  # the same for every weight and temperature
+    vote = decoding.memory_vote(embeddings, logits.shape[-1])  # the same for every weight and temperature
 
     def decoded(weight: float, temperature: float) -> torch.Tensor:
-        config = dataclasses.replace(decoder.config, memory_weight=weight, temperature=temperature)
-        return decoder.probabilities(logits, embeddings, phrases, config=config, vote=vote)
+        config = dataclasses.replace(decoding.config, memory_weight=weight, temperature=temperature)
+        return decoding.probabilities(logits, embeddings, phrases, config=config, vote=vote)
 
     fits = {}
     for weight in weights:
-        temperature = decoder.config.temperature
+        temperature = decoding.config.temperature
         if calibrate:
             temperature = math.exp(_golden_section_minimum(
                 lambda log_t, weight=weight: decoded_nll(decoded(weight, math.exp(log_t)), labels),

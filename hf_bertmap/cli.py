@@ -1,5 +1,5 @@
 """The `bertmap` command: `bertmap predict MODEL PHRASE...`, `bertmap evaluate MODEL --file FILE`,
-`bertmap export MODEL OUTPUT_DIR` and `bertmap train [train.py flags]`.
+`bertmap export MODEL OUTPUT_DIR`, `bertmap demo MODEL [--space DIR]` and `bertmap train [train.py flags]`.
 
 A user's mistake (a missing file, a bad row, a folder that is not a model...) ends the command with one line
 `error: ...` on stderr and exit status 1; `--debug` (or `HF_BERTMAP_DEBUG=1`, also for `train.py`) shows the

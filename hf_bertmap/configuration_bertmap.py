@@ -20,6 +20,15 @@ def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{name}: unknown value {value!r}; choose one of {', '.join(choices)}")
 
 
+def check_head_scoring(head: str, head_scoring: str | None, where: str) -> None:
+    """Refuse a head and scoring that do not go together (`where` names the caller in the message); a scoring of
+    None (not chosen yet) goes with any head."""
+    if head_scoring == "cosine" and head == "vocab":
+        raise ValueError(f"{where}: head_scoring='cosine' applies to head='labels' or 'text' only")
+    if head == "text" and head_scoring not in (None, "cosine"):
+        raise ValueError(f"{where}: head='text' scores by cosine (head_scoring='cosine')")
+
+
 class BertMapConfig(PreTrainedConfig):
     r"""
     Configuration of a [`BertForWordMapping`]: a phrase goes through `encoder_config`'s encoder, one pooled
@@ -97,10 +106,7 @@ class BertMapConfig(PreTrainedConfig):
         if self.head_scoring is None:  # a config saved before `head_scoring`: a logit scale meant cosine scoring
             self.head_scoring = "linear" if self.logit_scale_init_value is None else "cosine"
         check_choice("BertMapConfig: head_scoring", self.head_scoring, HEAD_SCORINGS)
-        if self.head_scoring == "cosine" and self.head == "vocab":
-            raise ValueError("BertMapConfig: head_scoring='cosine' applies to head='labels' or 'text' only")
-        if self.head == "text" and self.head_scoring != "cosine":
-            raise ValueError("BertMapConfig: head='text' scores by cosine (head_scoring='cosine')")
+        check_head_scoring(self.head, self.head_scoring, "BertMapConfig")
         if self.label_refresh_steps is None:
             self.label_refresh_steps = LABEL_REFRESH_STEPS
         if self.label_text_length < 1 or self.label_refresh_steps < 0 or (self.label_gradient_words or 0) < 0:

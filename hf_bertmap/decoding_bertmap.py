@@ -55,7 +55,7 @@ class DecodingConfig:
         memory_neighbors (`int`, defaults to 30):
             Stored phrases that vote.
         memory_temperature (`float`, defaults to 0.05):
-            Sharpness of the neighbours' softmax over their cosine similarities.
+            Sharpness of the neighbors' softmax over their cosine similarities.
     """
 
     temperature: float = 1.0
@@ -332,16 +332,16 @@ class WordMappingDecoder:
     def memory_vote(self, embeddings: torch.Tensor, num_labels: int,
                     config: DecodingConfig | None = None) -> torch.Tensor:
         """(batch, num_labels): the vote of each phrase's `memory_neighbors` nearest stored phrases (a softmax of
-        their cosine similarities over `memory_temperature`, each neighbour's share split over its words), with
+        their cosine similarities over `memory_temperature`, each neighbor's share split over its words), with
         `config`'s settings or else `self.config`'s."""
         config = self.config if config is None else config
         golds = self.memory.golds.to(embeddings.device)
         similarities, indices = self.nearest(embeddings, config.memory_neighbors)  # (batch, k)
-        neighbours = golds[indices]  # (batch, k, max_golds)
-        valid = (neighbours >= 0).float()
-        split = valid / valid.sum(dim=-1, keepdim=True).clamp(min=1)  # each neighbour's words share its vote
+        neighbors = golds[indices]  # (batch, k, max_golds)
+        valid = (neighbors >= 0).float()
+        split = valid / valid.sum(dim=-1, keepdim=True).clamp(min=1)  # each neighbor's words share its vote
         weights = (similarities / config.memory_temperature).softmax(dim=-1)
-        return spread(weights.unsqueeze(-1) * split, neighbours, num_labels)
+        return spread(weights.unsqueeze(-1) * split, neighbors, num_labels)
 
     def select(self, probabilities: torch.Tensor, words: list[str], top_k: int | None = None,
                min_score: float | None = None) -> list[list[tuple[str, float]]]:

@@ -25,9 +25,10 @@ import tempfile
 import threading
 
 from .inference import WordMapper
-from .model_card import hub_repo_id
-from .output_folder import FolderChangedError, FolderInUseError, OutputFolder
+from .model_card import MIN_TRANSFORMERS, hub_repo_id
+from .output_folder import ALL_RESULTS_FILE, FolderChangedError, FolderInUseError, OutputFolder
 from .pair_files import DataValidationError, read_text
+from .plots import RELIABILITY_DIAGRAM, TRAINING_CURVE
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ def model_summary(mapper: WordMapper) -> tuple[str, list[str]]:
     summary = f"**{len(mapper.words)} output words**: " + ", ".join(text(w) for w in mapper.words[:300])
     if len(mapper.words) > 300:
         summary += ", …"
-    path = os.path.join(folder, "all_results.json") if folder else None
+    path = os.path.join(folder, ALL_RESULTS_FILE) if folder else None
     if path and os.path.isfile(path):
         try:
             with open(path, encoding="utf-8") as f:
@@ -168,7 +169,7 @@ def model_summary(mapper: WordMapper) -> tuple[str, list[str]]:
                              if key.startswith("test_") and isinstance(value, float))
             if rows:
                 summary += "\n\n| test metric | value |\n|---|---|\n" + rows
-    pictures = [os.path.join(folder, name) for name in ("training_curve.png", "reliability_diagram.png")
+    pictures = [os.path.join(folder, name) for name in (TRAINING_CURVE, RELIABILITY_DIAGRAM)
                 if folder and os.path.isfile(os.path.join(folder, name))]
     return summary, pictures
 
@@ -310,7 +311,7 @@ def write_space(model: str, folder: str, title: str, overwrite: bool = False) ->
         with open(os.path.join(staging, "app.py"), "w", encoding="utf-8") as f:
             f.write(SPACE_APP.format(model=model, title=title, heading=heading, limit=MAX_PHRASE_CHARACTERS))
         with open(os.path.join(staging, "requirements.txt"), "w", encoding="utf-8") as f:
-            f.write("transformers>=5.24\ntorch\nsafetensors\n")
+            f.write(f"transformers>={MIN_TRANSFORMERS}\ntorch\nsafetensors\n")
         with open(os.path.join(staging, "README.md"), "w", encoding="utf-8") as f:
             models = f"models:\n- {model}\n" if hub_repo_id(model) else ""  # the Hub accepts only Hub ids there
             f.write(f"---\ntitle: {json.dumps(title)}\nsdk: gradio\napp_file: app.py\n{models}---\n\n"

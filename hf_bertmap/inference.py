@@ -249,8 +249,7 @@ class WordMapper(MapperFolderMixin, CorrectionsMixin):
         `add_labels`: any number of texts).
 
         More than `BF16_EMBEDDING_FROM` texts on a float32 model on a CPU with native bfloat16 are embedded under
-        bfloat16 autocast: 1.7x faster on 2 cores, cosine to the float32 embeddings >= 0.9999 (77,503 label names
-        in about 80 s instead of 130 s)."""
+        bfloat16 autocast: faster, with the float32 embeddings' directions (docs/large_vocabularies.md)."""
         texts = list(phrases) if normalized else self.decoding.normalize(phrases)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths share a batch: less padding
         was_training = self.model.training

@@ -93,7 +93,7 @@ def execution_providers(onnxruntime, device: str | None) -> list:
 
 class OnnxWordMapping:
     """Runs an exported word mapper in ONNX Runtime and answers like `BertForWordMapping`: `__call__` returns a
-    `WordMappingOutput` with `logits` and `pooled_output`; `config` and `decoder` are the saved ones. Inputs and
+    `WordMappingOutput` with `logits` and `pooled_output`; `config` and `decoding` are the saved ones. Inputs and
     outputs stay on the CPU (ONNX Runtime copies them to and from a CUDA `device`)."""
 
     training = False

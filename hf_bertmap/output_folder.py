@@ -35,10 +35,13 @@ try:
 except ImportError:  # Windows: the lock file is created exclusively instead (a killed run leaves it behind)
     fcntl = None
 
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
 logger = logging.getLogger(__name__)
 
-CHECKPOINT = re.compile(r"^checkpoint-\d+$")
+CHECKPOINT = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-\d+$")
 RESULTS = re.compile(r"^\w+_results\.json$")
+ALL_RESULTS_FILE = "all_results.json"  # every metric of a run, as `Trainer.save_metrics` names it
 
 
 def umask() -> int:
@@ -304,5 +307,5 @@ def merge_into(source: str, target: str) -> None:
             os.replace(src, dst)
 
 
-__all__ = ["OutputFolder", "FolderInUseError", "FolderChangedError", "apply_umask", "check_writable", "folder_state",
-           "holds_run_output", "write_error"]
+__all__ = ["ALL_RESULTS_FILE", "OutputFolder", "FolderInUseError", "FolderChangedError", "apply_umask",
+           "check_writable", "folder_state", "holds_run_output", "write_error"]

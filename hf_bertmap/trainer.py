@@ -19,7 +19,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from .model_folder import check_model_folder, check_safetensors_file
-from .output_folder import OutputFolder, apply_umask, write_error
+from .output_folder import ALL_RESULTS_FILE, OutputFolder, apply_umask, write_error
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +109,11 @@ class SeededLengthGroupedSampler(LengthGroupedSampler, TrainerCallback):
 
 
 class BertMapTrainer(Trainer):
-    """`Trainer` whose optimizer gives every parameter outside the encoder (the head) `args.head_learning_rate`,
-    and whose checkpoints name their folder when they cannot be written and get the user's file permissions."""
+    """`Trainer` whose optimizer gives every parameter outside the encoder (the head) `args.head_learning_rate`;
+    whose checkpoints name their folder when they cannot be written and get the user's file permissions; which
+    draws length-grouped batches seeded by epoch (`SeededLengthGroupedSampler`, so a resumed run draws them again),
+    saves the final model atomically into the output folder (`save_final_model`) and pushes it
+    (`push_output_folder`)."""
 
     def _save_checkpoint(self, model, trial) -> None:
         folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
@@ -196,7 +199,7 @@ def write_results(folder: str, split_metrics: dict[str, dict[str, float]]) -> No
     """`PREFIX_results.json` per split and `all_results.json`, as `Trainer.save_metrics` names them."""
     everything = {key: value for metrics in split_metrics.values() for key, value in metrics.items()}
     for name, payload in [*((f"{prefix}_results.json", m) for prefix, m in split_metrics.items()),
-                          ("all_results.json", everything)]:
+                          (ALL_RESULTS_FILE, everything)]:
         with open(os.path.join(folder, name), "w") as f:
             json.dump(payload, f, indent=4, sort_keys=True)
 

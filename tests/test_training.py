@@ -369,7 +369,7 @@ def test_large_label_sets_get_fixed_cosine_rows_by_default():
     assert resolved("vocab", 12, 30_522)[1:] == ("linear", False)
     with pytest.raises(ValueError, match="--freeze_head applies to --head labels or text only"):
         ModelArguments(head="vocab", freeze_head=True)
-    with pytest.raises(ValueError, match="--head_scoring cosine applies to --head labels or text only"):
+    with pytest.raises(ValueError, match="head_scoring='cosine' applies to head='labels' or 'text' only"):
         ModelArguments(head="vocab", head_scoring="cosine")
     assert resolved("text", 12, 285)[1:] == ("cosine", False)
 
@@ -379,7 +379,7 @@ def test_a_text_head_is_refreshed_every_50_steps_or_only_before_use_with_a_large
 
     small, large = (ModelArguments(head="text").head_plan(12, "text", n) for n in (285, LARGE_LABEL_SET + 1))
     assert (small.label_refresh_steps, large.label_refresh_steps) == (50, 0)
-    with pytest.raises(ValueError, match="--head text scores by cosine"):
+    with pytest.raises(ValueError, match="head='text' scores by cosine"):
         ModelArguments(head="text", head_scoring="linear")
 
 
