@@ -127,28 +127,27 @@ class CorrectionsMixin:
         """
         (text,) = self.decoding.normalize([phrase])
         (target,) = self.decoding.normalize([word], what="word")
-        with self._lock:
-            if target not in self.model.config.label2id and not add_word:
-                raise ValueError(f"{word!r} is not an output word of this model; choose one of its words, or pass "
-                                 "add_word=True to add it")
-            if not save or self.source_folder is None:
+        if target not in self.model.config.label2id and not add_word:
+            raise ValueError(f"{word!r} is not an output word of this model; choose one of its words, or pass "
+                             "add_word=True to add it")
+        if save and self.source_folder is not None:
+            def change():
+                undo = self._undo_point(head=target not in self.model.config.label2id)
                 self._teach(text, target)
-                self.unsaved_corrections.append((text, target))
-                return None
-            undo = self._undo_point(head=target not in self.model.config.label2id)
-            self._teach(text, target)
-            self.unsaved_corrections.append((text, target))
-            try:
-                self._save(self.source_folder, decoding_only=self.model.config.num_labels == self._saved_num_labels)
-            except BaseException:
-                undo()
-                raise
+                return undo
+
+            self._save(self.source_folder, change=change)
             return corrections_path(self.source_folder)
+        with self._lock:
+            self._teach(text, target)
+        return None
 
     def _teach(self, text: str, target: str) -> None:
+        """Store the pair (adding the word first if it is new) and list it for the next save."""
         if target not in self.model.config.label2id:
             self.add_labels([target])
         self._store([text], [[target]])
+        self.unsaved_corrections.append((text, target))
 
     def _undo_point(self, head: bool):
         """A function that puts back the memory this mapper has now and, with `head`, its words and head (a failed

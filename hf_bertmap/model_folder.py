@@ -82,28 +82,37 @@ class MapperFolderMixin:
         written through. Into the folder the mapper was loaded from, it is refused (`FolderChangedError`) if another
         run, page or process saved a model there since: reload it first.
         """
-        with self._lock:
-            self._save(str(save_directory), repo_id)
+        self._save(str(save_directory), repo_id)
 
-    def _save(self, folder: str, repo_id: str | None = None, decoding_only: bool = False) -> None:
-        """`save_pretrained`'s policy; `decoding_only` writes just the decoding step and corrections file (the rest
-        of the folder is kept as it is), for a correction that added no word."""
+    def _save(self, folder: str, repo_id: str | None = None, change=None) -> None:
+        """`save_pretrained`'s policy. With `change` (a correction: a function that changes the mapper and returns
+        its undo), the change is made once the folder's lock is held and the folder is known unchanged, and undone
+        if the save fails; if it added no word, only the decoding step and the corrections file are written (the
+        rest of the folder is kept as it is). The mapper's own lock is taken only then, so answers are not held up
+        while another writer of the folder finishes."""
         if isinstance(self.model, OnnxWordMapping):
             raise ValueError("save_pretrained needs the PyTorch model: load it without backend='onnx'")
         output = OutputFolder.prepare(folder, overwrite=True, flag="save_directory")
         into_source = self.source_folder is not None and output.path == os.path.realpath(self.source_folder)
         check_writable(output.path)
-        with output.lock(wait=SAVE_LOCK_WAIT):
+        with output.lock(wait=SAVE_LOCK_WAIT), self._lock:
             if into_source and folder_state(output.path) != self._folder_state:
                 raise FolderChangedError(
                     f"{folder}: another run, page or process saved a model there since this one was loaded; nothing "
                     "was written. Load it again (WordMapper.from_pretrained) to work on the saved model, or save "
                     "this one into another folder")
+            undo = change() if change is not None else None
+            decoding_only = undo is not None and self.model.config.num_labels == self._saved_num_labels
             repo_id = repo_id or os.path.basename(output.path)
-            output.save(lambda staging: self._write(staging, repo_id, decoding_only))
-        if into_source:
-            self.unsaved_corrections.clear()
-            self._mark_saved()
+            try:
+                output.save(lambda staging: self._write(staging, repo_id, decoding_only))
+            except BaseException:
+                if undo is not None:
+                    undo()
+                raise
+            if into_source:
+                self.unsaved_corrections.clear()
+                self._mark_saved()
 
     def _write(self, folder: str, repo_id: str, decoding_only: bool = False) -> None:
         """Write this mapper's files into `folder` (a new or staging folder: no lock, no check)."""
