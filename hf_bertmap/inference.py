@@ -137,14 +137,11 @@ class WordMapper(MapperFolderMixin, CorrectionsMixin):
         """
         if isinstance(words, str):
             raise TypeError(f"add_labels takes a list of words, got the string {words!r}; pass [{words!r}]")
-        new = []
-        for word in self.decoding.normalize(words, what="word"):
-            if word not in self.model.config.label2id and word not in new:
-                new.append(word)
-        if not new:
-            return new
-        with self._lock:
-            self.model.add_labels(new, *self.tokenize_word_texts(self.word_texts(new, descriptions)))
+        normalized = self.decoding.normalize(words, what="word")
+        with self._lock:  # which words are new and adding them: one step for concurrent callers
+            new = list(dict.fromkeys(word for word in normalized if word not in self.model.config.label2id))
+            if new:
+                self.model.add_labels(new, *self.tokenize_word_texts(self.word_texts(new, descriptions)))
         return new
 
     def word_texts(self, words: Sequence[str], descriptions: Mapping[str, str] | None = None) -> list[str]:
