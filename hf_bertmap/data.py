@@ -32,6 +32,11 @@ BUILTIN_DATA = Path(__file__).parent / "resources" / "wordnet_attributes.tsv"
 # from the built-in label set: for evaluation only, never trained on.
 INFORMAL_EVAL_DATA = Path(__file__).parent / "resources" / "informal_eval.tsv"
 SPLITS = ("train", "validation", "test")
+# The built-in data's extra columns, and the split its everyday phrases are tested on.
+BUILTIN_COLUMNS = ("source", "links", "category")
+EXTRA_SPLITS = ("test_everyday",)
+# The built-in grouped split: a phrase enters test only if at most this many phrases linked to it leave training.
+MAX_DISPLACED = 2
 CACHE_VERSION = 3  # bump when preprocessing changes
 
 def _stable_fraction(key: str, seed: int) -> float:
@@ -48,21 +53,31 @@ def validate_pairs(dataset: Dataset, source: str, phrase_column: str, target_col
                 f"{source}: no column {column!r}; the columns are {dataset.column_names} "
                 "(choose with --phrase_column/--target_column)"
             )
+    table = dataset[:]
     for column, name in ((phrase_column, "phrase"), (target_column, "target")):
-        for i, value in enumerate(dataset[column]):
+        for i, value in enumerate(table[column]):
             if value is None or not str(value).strip():
                 raise DataValidationError(f"{source}, row {i + 1}: empty {name} (column {column!r})")
 
 
-def group_by_phrase(dataset: Dataset, phrase_column: str, target_column: str, lowercase: bool) -> Dataset:
-    """One row per distinct normalised phrase with its distinct targets in first-seen order."""
+def group_by_phrase(dataset: Dataset, phrase_column: str, target_column: str, lowercase: bool,
+                    keep: Sequence[str] = ()) -> Dataset:
+    """One row per distinct normalised phrase with its distinct targets in first-seen order, and the `keep`
+    columns' values of its first row."""
     targets: dict[str, list[str]] = {}
-    for phrase, target in zip(dataset[phrase_column], dataset[target_column]):
-        words = targets.setdefault(normalize_phrase(str(phrase), lowercase), [])
+    kept: dict[str, dict[str, str]] = {}
+    table = dataset[:]  # every column as a list at once: much faster than row by row
+    columns = [table[column] for column in keep]
+    for i, (phrase, target) in enumerate(zip(table[phrase_column], table[target_column])):
+        phrase = normalize_phrase(str(phrase), lowercase)
+        words = targets.setdefault(phrase, [])
+        kept.setdefault(phrase, {column: values[i] for column, values in zip(keep, columns)})
         target = normalize_phrase(str(target), lowercase)
         if target not in words:
             words.append(target)
-    return Dataset.from_dict({"phrase": list(targets), "targets": list(targets.values())})
+    rows = {"phrase": list(targets), "targets": list(targets.values())}
+    rows.update({column: [kept[phrase][column] for phrase in targets] for column in keep})
+    return Dataset.from_dict(rows)
 
 
 def split_by_phrase(dataset: Dataset, validation_percentage: int, test_percentage: int, seed: int) -> DatasetDict:
@@ -77,6 +92,51 @@ def split_by_phrase(dataset: Dataset, validation_percentage: int, test_percentag
     return DatasetDict({split: dataset.select(rows) for split, rows in index.items()})
 
 
+def split_by_links(dataset: Dataset, validation_percentage: int, test_percentage: int, seed: int,
+                   max_displaced: int = MAX_DISPLACED) -> DatasetDict:
+    """Split the built-in rows so that no test phrase shares a link (a head word or a WordNet adjective synset:
+    `very big`/`big`, `big`/`large`) with a training phrase, and take the everyday rows' test phrases as their own
+    split, `test_everyday`.
+
+    Phrases are taken in an order fixed by phrase and seed; one becomes a test phrase while its source (WordNet or
+    everyday) has fewer than `test_percentage` of its phrases in test, and only if at most `max_displaced`
+    phrases linked to it must leave training for it: they go to validation. Validation is then filled up to
+    `validation_percentage` in another fixed order. A test phrase is thus one with no synonym and no head word in
+    training: the test measures new meanings, not synonym lookup."""
+    table = dataset[:]
+    phrases = table["phrase"]
+    links = [set((row or "").split()) for row in table["links"]]
+    everyday = [source == "everyday" for source in table["source"]]
+    linked: dict[str, list[int]] = {}
+    for i, keys in enumerate(links):
+        for key in keys:
+            linked.setdefault(key, []).append(i)
+    wanted = {source: test_percentage / 100 * sum(flag == source for flag in everyday) for source in (False, True)}
+    taken = {False: 0, True: 0}
+    test, validation = set(), set()
+    order = sorted(range(len(phrases)), key=lambda i: _stable_fraction(phrases[i], seed))
+    for i in order:
+        if i in test or i in validation or taken[everyday[i]] >= wanted[everyday[i]]:
+            continue
+        displaced = {j for key in links[i] for j in linked[key]} - test - validation - {i}
+        if len(displaced) <= max_displaced:
+            test.add(i)
+            taken[everyday[i]] += 1
+            validation |= displaced
+    rest = sorted((i for i in order if i not in test and i not in validation),
+                  key=lambda i: _stable_fraction(phrases[i], seed + 1))
+    validation |= set(rest[:max(0, round(validation_percentage / 100 * len(phrases)) - len(validation))])
+    # Each split shuffled (by phrase and seed, independently of the choices above), so that its first rows
+    # (--max_*_samples) are a fair sample of it.
+    shuffled = sorted(range(len(phrases)), key=lambda i: _stable_fraction(f"shuffle\0{phrases[i]}", seed))
+    return DatasetDict({
+        "train": dataset.select([i for i in shuffled if i not in test and i not in validation]),
+        "validation": dataset.select([i for i in shuffled if i in validation]),
+        "test": dataset.select([i for i in shuffled if i in test and not everyday[i]]),
+        "test_everyday": dataset.select([i for i in shuffled if i in test and everyday[i]]),
+    })
+
+
 def is_builtin(data_args) -> bool:
     """Whether `data_args` name no data, so the built-in WordNet data is used."""
     files = (data_args.train_file, data_args.validation_file, data_args.test_file)
@@ -86,7 +146,9 @@ def is_builtin(data_args) -> bool:
 def load_splits(data_args, cache_dir: str | None = None, seed: int = 42) -> DatasetDict:
     """Train/validation/test splits of grouped `{"phrase", "targets"}` rows, validated, before any tokenisation.
 
-    Without files or a dataset name, the built-in WordNet adjective -> attribute data, split by adjective.
+    Without files or a dataset name, the built-in data, split by its links (`split_by_links`) into train,
+    validation, test (its WordNet phrases) and test_everyday (its everyday phrases); files and Hub datasets without
+    a validation or test split are split by phrase (`split_by_phrase`).
     """
     builtin = is_builtin(data_args)
     if data_args.dataset_name is not None:
@@ -98,10 +160,11 @@ def load_splits(data_args, cache_dir: str | None = None, seed: int = 42) -> Data
         raw = {split: read_pair_file(path, columns) for split, path in files.items() if path is not None}
         sources = {split: path for split, path in files.items() if path is not None}
     else:
-        raw = {"train": read_pair_file(str(BUILTIN_DATA), ("phrase", "target"))}
+        raw = {"train": read_pair_file(str(BUILTIN_DATA), ("phrase", "target", *BUILTIN_COLUMNS))}
         sources = {"train": str(BUILTIN_DATA)}
     phrase_column = "phrase" if builtin else data_args.phrase_column
     target_column = "target" if builtin else data_args.target_column
+    keep = BUILTIN_COLUMNS if builtin else ()
 
     if "train" not in raw and data_args.dataset_name is not None:
         raise DataValidationError(f"{data_args.dataset_name}: no 'train' split; it has {list(raw)}")
@@ -110,13 +173,16 @@ def load_splits(data_args, cache_dir: str | None = None, seed: int = 42) -> Data
         if split not in SPLITS:
             continue
         validate_pairs(dataset, sources[split], phrase_column, target_column)
-        grouped[split] = group_by_phrase(dataset, phrase_column, target_column, data_args.lowercase)
+        grouped[split] = group_by_phrase(dataset, phrase_column, target_column, data_args.lowercase, keep)
     if "train" not in grouped:  # only --validation_file/--test_file: evaluating a trained model
         grouped["train"] = group_by_phrase(Dataset.from_dict({"phrase": [], "target": []}), "phrase", "target",
                                            data_args.lowercase)
 
     missing = [split for split in ("validation", "test") if split not in grouped]
-    if missing:
+    if builtin:
+        grouped = split_by_links(grouped["train"], data_args.validation_split_percentage,
+                                 data_args.test_split_percentage, seed).select_columns(["phrase", "targets"])
+    elif missing:
         carved = split_by_phrase(
             grouped["train"],
             data_args.validation_split_percentage if "validation" in missing else 0,
@@ -126,10 +192,10 @@ def load_splits(data_args, cache_dir: str | None = None, seed: int = 42) -> Data
         grouped["train"] = carved["train"]
         for split in missing:
             grouped[split] = carved[split]
-    splits = DatasetDict({split: grouped[split] for split in SPLITS})
+    splits = DatasetDict({split: grouped[split] for split in (*SPLITS, *EXTRA_SPLITS) if split in grouped})
     for split, limit in (("train", data_args.max_train_samples), ("validation", data_args.max_eval_samples),
-                         ("test", data_args.max_predict_samples)):
-        if limit is not None:
+                         ("test", data_args.max_predict_samples), ("test_everyday", data_args.max_predict_samples)):
+        if limit is not None and split in splits:
             splits[split] = splits[split].select(range(min(limit, len(splits[split]))))
     return splits
 
@@ -285,7 +351,7 @@ def preprocess_splits(
         warn_truncated(tokenized, data_args.max_seq_length)
         return tokenized
     # No evaluation phrase enters training through augmentation, whichever data it augments.
-    held_out = {phrase for split in ("validation", "test") for phrase in splits[split]["phrase"]}
+    held_out = {phrase for split in splits if split != "train" for phrase in splits[split]["phrase"]}
     held_out |= set(load_informal_eval(data_args.lowercase)["phrase"])
     train = augment(splits["train"], data_args.augment_copies, seed, misspellings=data_args.misspellings,
                     comparatives=data_args.comparatives, held_out=frozenset(held_out),

@@ -37,16 +37,17 @@ RENDERED = ("model_name", "repo_id", "encoder_type", "pooling", "head", "head_sc
 # The transformers release the modeling, decoding and pipeline code saved with a model needs.
 MIN_TRANSFORMERS = "5.24"
 BUILTIN_DATASET_DESCRIPTION = (
-    "WordNet 3.0's adjective → attribute relation (`large → size`, `hot → temperature`, `expensive → price`): "
-    "adjectives with an attribute pointer, satellites inheriting their head adjective's attribute, adjectives "
-    "whose derived noun or gloss names an attribute; and a hand-written table of about 600 everyday adjectives "
-    "with the word a person would answer (`chubby → weight | size`, `garlicky → smell | taste`), which replaces "
-    "WordNet's pairs for those adjectives. Each attribute is written as its everyday word (`smell`, not "
-    "`olfactory property`). Split by adjective, so test adjectives are unseen in training; the training split also "
-    "holds copies with modifiers (`very X`, `not very X`), comparatives and typos."
+    "A hand-written table of about 14,000 everyday phrases with the word a person would answer: plain words "
+    "(`chubby → weight | size`), slang and regional words (`skint → wealth`), respellings, intensified, hedged and "
+    "negated forms, comparatives, similes, idioms and descriptions (`costs an arm and a leg → price`, `could hear "
+    "a pin drop → volume`), over 222 of the 285 words; and WordNet 3.0's adjective → attribute relation (`large → "
+    "size`, `hot → temperature`) for the other adjectives. Each attribute is written as its everyday word "
+    "(`smell`, not `olfactory property`). The split is grouped: no test phrase shares a head word (`very big`, "
+    "`big`) or a WordNet adjective synset (`big`, `large`) with a training phrase, and the everyday phrases have "
+    "their own test split; the training split also holds comparatives and typos of its phrases."
 )
 BUILTIN_LIMITATIONS = [
-    "Trained on WordNet's and everyday adjectives: those and their modifiers are covered; slang, made-up words "
+    "Trained on everyday phrases and WordNet's adjectives: those and their modifiers are covered; made-up words "
     "(`chonky`), rare misspellings and whole sentences are outside that data and get less reliable words.",
     "WordNet gives many adjectives several attributes (`high → height | level`), so top-1 accuracy has a ceiling "
     "well below 100%.",
@@ -136,6 +137,7 @@ class BertMapCardData(CardData):
             limitations=BUILTIN_LIMITATIONS if self.limitations is None else self.limitations,
             examples=self.widget[:2] or ["very chonky", "scentless"],
             test_phrases=self.data_counts.get("test", {}).get("phrases", 0),
+            test_everyday_phrases=self.data_counts.get("test_everyday", {}).get("phrases", 0),
         )
         return values
 
@@ -150,10 +152,12 @@ class BertMapCardData(CardData):
         eval_results = [
             EvalResult(task_type="text-classification", task_name="Word mapping",
                        dataset_type=dataset_id or "custom",
-                       dataset_name=dataset_id or "word-mapping pairs (see the card)", dataset_split="test",
+                       dataset_name=dataset_id or "word-mapping pairs (see the card)", dataset_split=split,
                        metric_type=metric_type, metric_name=metric_name,
-                       metric_value=round(float(self.results[key]), 4), metric_args=args)
-            for metric_type, metric_name, key, args in metrics if key in self.results
+                       metric_value=round(float(self.results[key.replace("test_", f"{split}_", 1)]), 4),
+                       metric_args=args)
+            for split in ("test", "test_everyday")
+            for metric_type, metric_name, key, args in metrics if key.replace("test_", f"{split}_", 1) in self.results
         ]
         return ModelCardData(
             language=self.language, license=self.license, library_name="transformers",

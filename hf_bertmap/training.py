@@ -143,8 +143,9 @@ def run(model_args: ModelArguments, data_args: DataArguments, training_args: Ber
     # 6. Evaluate through the decoding step, as users get the words.
     test_predictions: tuple[list[float], list[bool]] = ([], [])
     for split, prefix, enabled in (("validation", "eval", training_args.do_eval),
-                                   ("test", "test", training_args.do_predict)):
-        if enabled and len(splits[split]) > 0:
+                                   ("test", "test", training_args.do_predict),
+                                   ("test_everyday", "test_everyday", training_args.do_predict)):
+        if enabled and split in splits and len(splits[split]) > 0:
             phrases, targets = list(splits[split]["phrase"]), list(splits[split]["targets"])
             metrics, ranking, hits = mapper.evaluate(phrases, targets, k=TOP_K, return_ranking=True)
             split_metrics[prefix] = {f"{prefix}_{key}": value for key, value in metrics.items()}

@@ -42,6 +42,7 @@ import shutil
 import tempfile
 from collections import defaultdict
 from pathlib import Path
+from typing import NamedTuple
 
 # Debian's wordnet-base lacks this file; nltk needs it to name lexicographer files.
 LEXNAMES = """adj.all adj.pert adv.all noun.Tops noun.act noun.animal noun.artifact noun.attribute noun.body
@@ -61,6 +62,11 @@ EVERYDAY_PAIRS = Path(__file__).resolve().parent / "everyday_pairs.tsv"
 # WordNet does not link (`fishy -> smell`, `very chonky -> size`).
 INFORMAL_EVAL = DEFAULT_OUTPUT_DIR / "informal_eval.tsv"
 HELD_OUT_EXAMPLES = ("fishy", "chonky", "very chonky")
+# The everyday table's categories, by form (docs/data.md): plain words, slang, regional and respelled words, then
+# multiword forms (intensified, hedged, negated, comparatives and superlatives, similes, noun phrases, idioms and
+# set phrases, free descriptions).
+CATEGORIES = ("everyday", "slang", "regional", "spelling", "intensified", "hedged", "negated", "comparative",
+              "simile", "noun phrase", "idiom", "description")
 
 # Attribute-like nouns that no adjective points to, reached only through derivation: price (expensive, cheap),
 # value (worthy) and volume (noisy, quiet). Broader ones (emotion, physical condition, appearance) were tried and
@@ -121,19 +127,58 @@ def read_overrides(path: Path = OVERRIDES) -> dict[str, tuple[str, str]]:
     return {row["synset"]: (row["word"], row["reason"]) for row in rows}
 
 
-def read_everyday_pairs(path: Path = EVERYDAY_PAIRS) -> dict[str, list[str]]:
-    """`adjective -> [word, ...]` from the hand-written table (`words` holds one or more words, `|`-separated)."""
+class EverydayPair(NamedTuple):
+    words: list[str]
+    category: str
+
+
+def read_everyday_pairs(path: Path = EVERYDAY_PAIRS) -> dict[str, EverydayPair]:
+    """`phrase -> (words, category)` from the hand-written table: `words` holds one or more words, `|`-separated
+    (several only where a person would accept each), `category` one of `CATEGORIES`."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
-    pairs: dict[str, list[str]] = {}
+    pairs: dict[str, EverydayPair] = {}
     for i, row in enumerate(rows, start=2):
-        phrase, words = (row["phrase"] or "").strip(), [w.strip() for w in (row["words"] or "").split("|")]
+        phrase = " ".join((row.get("phrase") or "").lower().split())
+        words = [w.strip() for w in (row.get("words") or "").split("|")]
+        category = (row.get("category") or "").strip()
         if not phrase or not all(words):
             raise ValueError(f"{path}, line {i}: a phrase and at least one word are required")
+        if category not in CATEGORIES:
+            raise ValueError(f"{path}, line {i}: category {category!r} is not one of {', '.join(CATEGORIES)}")
         if phrase in pairs:
             raise ValueError(f"{path}, line {i}: {phrase!r} is listed twice")
-        pairs[phrase] = words
+        if len(set(words)) < len(words):
+            raise ValueError(f"{path}, line {i}: {phrase!r} lists a word twice")
+        pairs[phrase] = EverydayPair(words, category)
     return pairs
+
+
+def tokens(text: str) -> list[str]:
+    """The words of a phrase as the lints and the grouping read them: lower case, split at anything but letters,
+    digits and apostrophes (`ice-cold` -> `ice`, `cold`)."""
+    return [token for token in re.split(r"[^a-z0-9'\u00c0-\u024f]+", text.lower()) if token]
+
+
+def contains(text: str, phrase: str) -> bool:
+    """Whether `phrase`'s words occur in `text`, in order and together (`ice-cold drink` contains `ice cold`)."""
+    inner, outer = tokens(phrase), tokens(text)
+    return bool(inner) and any(outer[i:i + len(inner)] == inner for i in range(len(outer) - len(inner) + 1))
+
+
+def lint_everyday(pairs: dict[str, EverydayPair], words: set[str], held_out: set[str]) -> list[str]:
+    """What is wrong with the everyday table, one line per problem: a word that is no output word, and a phrase
+    that is, or contains, an evaluation phrase (`very chonky`, `chonky dog` and `ice-cold beer` are refused alike).
+    Exact duplicates and a word listed twice are refused when the table is read."""
+    problems = []
+    for phrase, pair in pairs.items():
+        unknown = [w for w in pair.words if w not in words]
+        if unknown:
+            problems.append(f"{phrase!r}: {unknown} are no attribute's word")
+        leaked = sorted(e for e in held_out if contains(phrase, e))
+        if leaked:
+            problems.append(f"{phrase!r} contains the evaluation phrase(s) {leaked}")
+    return problems
 
 
 def everyday_word(synset, overrides: dict[str, tuple[str, str]]) -> tuple[str, str]:
@@ -211,10 +256,13 @@ def derived_attribute(noun, targets: set[str]) -> str | None:
 
 
 def build(wn, overrides: dict[str, tuple[str, str]],
-          everyday: dict[str, list[str]] | None = None) -> tuple[list[dict], list[dict]]:
-    """The pair rows (phrase, target, synset, source) and the label rows (synset, word, rule, lemmas, reason).
+          everyday: dict[str, EverydayPair] | None = None) -> tuple[list[dict], list[dict]]:
+    """The pair rows (phrase, target, synset, source, category, links) and the label rows (synset, word, rule,
+    lemmas, reason).
 
-    `everyday` (adjective -> words) replaces WordNet's pairs of those adjectives; its words must be label words.
+    `everyday` (phrase -> words and category) replaces WordNet's pairs of those phrases; it must pass
+    `lint_everyday`. WordNet phrases that contain an evaluation phrase are left out. `links` names the head words
+    and WordNet adjective synsets a phrase shares with others (`phrase_links`), for the grouped split.
     """
     everyday = everyday or {}
     raw = attribute_pairs(wn)
@@ -231,28 +279,66 @@ def build(wn, overrides: dict[str, tuple[str, str]],
     synset_of = {}
     for name, label in sorted(labels.items()):
         synset_of.setdefault(label["word"], name)
-    unknown = sorted({w for words in everyday.values() for w in words if w not in synset_of})
-    if unknown:
-        raise ValueError(f"{EVERYDAY_PAIRS}: words that are no attribute's word: {unknown}")
     held_out = held_out_phrases()
+    problems = lint_everyday(everyday, set(synset_of), held_out)
+    if problems:
+        shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
+        raise ValueError(f"{EVERYDAY_PAIRS}: {len(problems)} problem(s):\n  {shown}")
     seen, rows = set(), []
     order = {"direct": 0, "satellite": 1, "derivation": 2, "gloss": 3}
-    for phrase, words in sorted(everyday.items()):
-        if phrase not in held_out:
-            rows += [{"phrase": phrase, "target": word, "synset": synset_of[word], "source": "everyday"}
-                     for word in words]
+    for phrase, pair in sorted(everyday.items()):
+        rows += [{"phrase": phrase, "target": word, "synset": synset_of[word], "source": "everyday",
+                  "category": pair.category} for word in pair.words]
     for phrase, synset, source in sorted(raw, key=lambda r: (order[r[2]], r[0], r[1])):
         word = labels[synset]["word"]
-        if phrase in held_out or phrase in everyday or (phrase, word) in seen:  # merged synsets: one pair
+        if phrase in everyday or (phrase, word) in seen:  # merged synsets: one pair
+            continue
+        if any(contains(phrase, e) for e in held_out):
             continue
         seen.add((phrase, word))
-        rows.append({"phrase": phrase, "target": word, "synset": synset, "source": source})
+        rows.append({"phrase": phrase, "target": word, "synset": synset, "source": source, "category": ""})
+    links = phrase_links(wn, sorted({row["phrase"] for row in rows}))
+    for row in rows:
+        row["links"] = links[row["phrase"]]
     return rows, sorted(labels.values(), key=lambda row: (row["word"], row["synset"]))
 
 
+# Words that modify a phrase's head rather than name it: they never link two phrases.
+MODIFIERS = frozenset("""a an the of as like than and or but to in on at it is its it's that this with for from by
+very really so too super extra extremely incredibly insanely ridiculously seriously truly totally completely utterly
+absolutely quite rather fairly pretty slightly somewhat kinda sorta kind sort bit little tad touch lot lots way far
+much more most less least not no never hardly barely nowhere anything nothing none any all just even real proper
+dead well mad wicked crazy bloody damn hella mega ultra af ish ever side enough almost nearly mostly""".split())
+
+
+def phrase_links(wn, phrases: list[str]) -> dict[str, str]:
+    """Each phrase's links, for the grouped split: the head words and WordNet adjective synsets it shares with
+    another phrase, as numbers (`12 873 4410`). A phrase's head words are its words that are not `MODIFIERS`
+    words, by their WordNet adjective base form (`bigger` -> `big`), so `very big`, `bigger` and `big` share
+    `big`; their synsets are all the WordNet adjective synsets of those words (`big` and `large` share
+    `large.a.01`). Numbers follow the sorted link names, so a rebuild gives the same file."""
+    keys = {}
+    for phrase in phrases:
+        words = [w for w in tokens(phrase) if w not in MODIFIERS] if " " in phrase or "-" in phrase else [phrase]
+        found = set()
+        for word in words:
+            base = wn.morphy(word.replace(" ", "_"), "a") or word
+            found.add(f"word:{base}")
+            found.update(f"synset:{synset.name()}" for synset in wn.synsets(base.replace(" ", "_"), "a"))
+        keys[phrase] = found
+    count = defaultdict(int)
+    for found in keys.values():
+        for key in found:
+            count[key] += 1
+    number = {key: i for i, key in enumerate(sorted(key for key, n in count.items() if n > 1))}
+    return {phrase: " ".join(str(n) for n in sorted(number[k] for k in found if k in number))
+            for phrase, found in keys.items()}
+
+
 def held_out_phrases() -> set[str]:
+    """The evaluation phrases: the informal set's and the task's own examples."""
     with open(INFORMAL_EVAL, newline="") as f:
-        return {row["phrase"] for row in csv.DictReader(f, delimiter="\t")} | set(HELD_OUT_EXAMPLES)
+        return {row["phrase"].lower() for row in csv.DictReader(f, delimiter="\t")} | set(HELD_OUT_EXAMPLES)
 
 
 def word_glosses(wn, labels: list[dict]) -> list[dict]:
@@ -283,14 +369,15 @@ def main() -> None:
         glosses = word_glosses(wn, labels)
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    write_tsv(output_dir / "wordnet_attributes.tsv", rows, ["phrase", "target", "synset", "source"])
+    write_tsv(output_dir / "wordnet_attributes.tsv", rows,
+              ["phrase", "target", "synset", "source", "category", "links"])
     write_tsv(output_dir / "wordnet_labels.tsv", labels, ["synset", "word", "rule", "lemmas", "reason"])
     write_tsv(output_dir / "wordnet_glosses.tsv", glosses, ["word", "description"])
     counts = defaultdict(int)
     for row in rows:
         counts[row["source"]] += 1
     print(f"{len(rows)} pairs ({', '.join(f'{n} {source}' for source, n in counts.items())}), "
-          f"{len({r['phrase'] for r in rows})} adjectives, {len(labels)} attribute synsets, "
+          f"{len({r['phrase'] for r in rows})} phrases, {len(labels)} attribute synsets, "
           f"{len({r['word'] for r in labels})} target words -> {output_dir}")
 
 

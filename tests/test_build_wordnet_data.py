@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hf_bertmap.data import BUILTIN_DATA
+from hf_bertmap.pair_files import read_pair_file
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDNET_DIR = Path("/usr/share/wordnet")
@@ -25,7 +26,7 @@ def test_rebuild_matches_the_shipped_files(tmp_path):
         capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert ("10255 pairs (683 everyday, 567 direct, 5503 satellite, 3240 derivation, 262 gloss), 8895 adjectives, "
+    assert ("21696 pairs (14547 everyday, 256 direct, 4119 satellite, 2539 derivation, 235 gloss), 20577 phrases, "
             "321 attribute synsets, 285 target words") in result.stdout
     for name in ("wordnet_attributes.tsv", "wordnet_labels.tsv"):
         assert (tmp_path / name).read_bytes() == (BUILTIN_DATA.parent / name).read_bytes(), name
@@ -43,24 +44,54 @@ def load_build_script():
     return load_script("build_wordnet_attributes")
 
 
-def test_everyday_table_reads_several_words_per_phrase(tmp_path):
+def test_everyday_table_reads_several_words_per_phrase_and_a_category(tmp_path):
     table = tmp_path / "pairs.tsv"
-    table.write_text("phrase\twords\nchubby\tweight|size\npricey\tprice\n")
-    assert load_build_script().read_everyday_pairs(table) == {"chubby": ["weight", "size"], "pricey": ["price"]}
+    table.write_text("phrase\twords\tcategory\nchubby\tweight|size\teveryday\ncosts a bomb\tprice\tidiom\n")
+    pairs = load_build_script().read_everyday_pairs(table)
+    assert pairs == {"chubby": (["weight", "size"], "everyday"), "costs a bomb": (["price"], "idiom")}
 
 
-def test_everyday_table_refuses_a_phrase_listed_twice_naming_the_line(tmp_path):
+@pytest.mark.parametrize("rows, error", [
+    ("chubby\tweight\teveryday\npricey\tprice\tslang\nChubby\tsize\teveryday\n",
+     r"pairs.tsv, line 4: 'chubby' is listed twice"),
+    ("chubby\tweight|\teveryday\n", r"pairs.tsv, line 2: a phrase and at least one word are required"),
+    ("chubby\tweight|weight\teveryday\n", r"pairs.tsv, line 2: 'chubby' lists a word twice"),
+    ("chubby\tweight\tadjective\n", r"pairs.tsv, line 2: category 'adjective' is not one of everyday, slang"),
+    ("chubby\tweight\t\n", r"pairs.tsv, line 2: category '' is not one of"),
+])
+def test_everyday_table_refuses_a_bad_row_naming_the_line(tmp_path, rows, error):
     table = tmp_path / "pairs.tsv"
-    table.write_text("phrase\twords\nchubby\tweight\npricey\tprice\nchubby\tsize\n")
-    with pytest.raises(ValueError, match=r"pairs.tsv, line 4: 'chubby' is listed twice"):
+    table.write_text("phrase\twords\tcategory\n" + rows)
+    with pytest.raises(ValueError, match=error):
         load_build_script().read_everyday_pairs(table)
 
 
-def test_everyday_table_refuses_an_empty_word_naming_the_line(tmp_path):
-    table = tmp_path / "pairs.tsv"
-    table.write_text("phrase\twords\nchubby\tweight|\n")
-    with pytest.raises(ValueError, match=r"pairs.tsv, line 2: a phrase and at least one word are required"):
-        load_build_script().read_everyday_pairs(table)
+def test_the_lints_refuse_words_that_are_no_output_word_and_every_evaluation_phrase_inside_a_row():
+    build = load_build_script()
+    pairs = {"chubby": build.EverydayPair(["weight", "chubbiness"], "everyday"),
+             "a very chonky cat": build.EverydayPair(["size"], "description"),
+             "ice-cold beer": build.EverydayPair(["temperature"], "description"),
+             "icy": build.EverydayPair(["temperature"], "everyday")}
+    problems = build.lint_everyday(pairs, {"weight", "size", "temperature"}, {"chonky", "very chonky", "ice cold"})
+    assert problems == ["'chubby': ['chubbiness'] are no attribute's word",
+                        "'a very chonky cat' contains the evaluation phrase(s) ['chonky', 'very chonky']",
+                        "'ice-cold beer' contains the evaluation phrase(s) ['ice cold']"]
+
+
+def test_the_shipped_everyday_table_passes_the_lints():
+    build = load_build_script()
+    pairs = build.read_everyday_pairs()
+    words = set(read_pair_file(str(BUILTIN_DATA.with_name("wordnet_labels.tsv")), ("word",))["word"])
+    assert build.lint_everyday(pairs, words, build.held_out_phrases()) == []
+    assert len(pairs) >= 14000 and len({w for pair in pairs.values() for w in pair.words}) >= 200
+
+
+def test_no_builtin_row_contains_an_evaluation_phrase():
+    build = load_build_script()
+    held_out = build.held_out_phrases()
+    assert {"fishy", "chonky", "very chonky", "pricey", "dirt cheap"} <= held_out
+    phrases = set(read_pair_file(str(BUILTIN_DATA), ("phrase",))["phrase"])
+    assert not [p for p in phrases if any(build.contains(p, e) for e in held_out)]
 
 
 def load_gloss_script():

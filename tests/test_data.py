@@ -21,6 +21,7 @@ from hf_bertmap.data import (
     load_informal_eval,
     load_splits,
     preprocess_splits,
+    split_by_links,
     split_by_phrase,
     tokenize_splits,
     validate_pairs,
@@ -36,12 +37,12 @@ def test_normalize_phrase_collapses_whitespace_underscores_and_case():
 
 def test_builtin_wordnet_file_has_the_documented_counts():
     dataset = read_pair_file(str(BUILTIN_DATA))
-    assert dataset.column_names == ["phrase", "target", "synset", "source"]
-    assert len(dataset) == 10255
+    assert dataset.column_names == ["phrase", "target", "synset", "source", "category", "links"]
+    assert len(dataset) == 21696
     sources = list(dataset["source"])
     assert tuple(map(sources.count, ("everyday", "direct", "satellite", "derivation", "gloss"))) == (
-        683, 567, 5503, 3240, 262)
-    assert len(set(dataset["phrase"])) == 8895
+        14547, 256, 4119, 2539, 235)
+    assert len(set(dataset["phrase"])) == 20577
     assert len(set(dataset["synset"])) == 318 and len(set(dataset["target"])) == 285
 
 
@@ -63,7 +64,7 @@ def test_the_everyday_table_replaces_wordnet_pairs_of_its_adjectives():
         words.setdefault(phrase, set()).add((target, source))
     assert words["chunky"] == {("size", "everyday"), ("thickness", "everyday")}  # WordNet says height
     assert words["rotten"] == {("freshness", "everyday")}  # WordNet's satellite link says quality
-    assert words["stinky"] == {("quality", "satellite"), ("smell", "derivation")}  # not in the table: WordNet's
+    assert words["scentless"] == {("smell", "satellite")}  # not in the table: WordNet's
 
 
 def test_every_label_override_gives_its_reason_and_merges_are_listed():
@@ -87,11 +88,14 @@ def test_informal_eval_set_is_hand_written_held_apart_and_uses_builtin_words():
 
 def test_builtin_splits_are_phrase_disjoint_deterministic_and_seeded():
     splits = load_splits(DataArguments())
+    assert list(splits) == ["train", "validation", "test", "test_everyday"]
     phrases = {split: set(ds["phrase"]) for split, ds in splits.items()}
-    assert not phrases["train"] & phrases["test"] and not phrases["train"] & phrases["validation"]
-    assert not phrases["validation"] & phrases["test"]
-    assert sum(len(p) for p in phrases.values()) == 8895
-    assert 0.17 < len(phrases["test"]) / 8895 < 0.23 and 0.07 < len(phrases["validation"]) / 8895 < 0.13
+    for a, b in [("train", "validation"), ("train", "test"), ("train", "test_everyday"), ("validation", "test"),
+                 ("validation", "test_everyday"), ("test", "test_everyday")]:
+        assert not phrases[a] & phrases[b], (a, b)
+    assert sum(len(p) for p in phrases.values()) == 20577
+    assert 0.17 < (len(phrases["test"]) + len(phrases["test_everyday"])) / 20577 < 0.21
+    assert 0.09 < len(phrases["validation"]) / 20577 < 0.12
     again = load_splits(DataArguments())
     assert list(again["test"]["phrase"]) == list(splits["test"]["phrase"])
     other_seed = load_splits(DataArguments(), seed=7)
@@ -99,6 +103,37 @@ def test_builtin_splits_are_phrase_disjoint_deterministic_and_seeded():
     split_of_thin = next(s for s, p in phrases.items() if "thin" in p)
     row = splits[split_of_thin][list(splits[split_of_thin]["phrase"]).index("thin")]
     assert set(row["targets"]) == {"thickness", "weight"}
+
+
+def test_no_builtin_test_phrase_shares_a_head_word_or_synset_with_a_training_phrase():
+    data = read_pair_file(str(BUILTIN_DATA), ("phrase", "links", "source"))
+    links = {phrase: set((row or "").split()) for phrase, row in zip(data["phrase"], data["links"])}
+    everyday = {phrase for phrase, source in zip(data["phrase"], data["source"]) if source == "everyday"}
+    splits = load_splits(DataArguments())
+    in_training = set().union(*(links[phrase] for phrase in splits["train"]["phrase"]))
+    for split in ("test", "test_everyday"):
+        assert not any(links[phrase] & in_training for phrase in splits[split]["phrase"]), split
+    assert not set(splits["test"]["phrase"]) & everyday and set(splits["test_everyday"]["phrase"]) <= everyday
+    # "big" and "very big" share a link; so do "big" and its WordNet synonym "large".
+    assert links["big"] & links["very big"] and links["big"] & links["large"]
+
+
+def test_split_by_links_takes_a_test_phrase_only_when_few_linked_phrases_leave_training():
+    data = Dataset.from_dict({
+        "phrase": ["big", "very big", "bigger", "large", "huge", "chonk", "pongy", "an arm and a leg"],
+        "targets": [["size"]] * 5 + [["size"], ["smell"], ["price"]],
+        "links": ["1 2", "1", "1", "2", "", "", "", ""],
+        "source": ["direct", "everyday", "everyday", "direct", "satellite", "everyday", "everyday", "everyday"],
+    })
+    for seed in range(20):
+        splits = split_by_links(data, 0, 50, seed, max_displaced=1)
+        in_training = {link for row in splits["train"]["links"] for link in row.split()}
+        for split in ("test", "test_everyday"):
+            assert not any(set(row.split()) & in_training for row in splits[split]["links"]), (seed, split)
+        # "big" links to three phrases: more than one would leave training, so it is never a test phrase.
+        assert "big" not in splits["test"]["phrase"]
+        assert set(splits["test_everyday"]["source"]) <= {"everyday"} and "everyday" not in splits["test"]["source"]
+        assert sorted(sum((list(splits[s]["phrase"]) for s in splits), [])) == sorted(data["phrase"])
 
 
 def test_files_are_grouped_by_phrase_keeping_every_gold(pair_files):
@@ -307,7 +342,7 @@ def test_tokenised_batches_are_padded_dynamically_with_gold_padding(pair_files, 
 def test_no_evaluation_phrase_reaches_the_training_data(tokenizer, tmp_path):
     """The informal set and the task's examples WordNet does not link stay out of training (augmented rows
     included), so out of the memory too, which stores training phrases."""
-    data_args = DataArguments(misspellings=1.0)
+    data_args = DataArguments(misspellings=1.0, augment_copies=1)
     splits = load_splits(data_args)
     labels = label_list_for("labels", splits["train"], None)
     tokenized = preprocess_splits(splits, labels, tokenizer, data_args, seed=42, cache_root=tmp_path)
