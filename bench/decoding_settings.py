@@ -2,7 +2,7 @@
 sharply their similarities are weighed (`memory_temperature`), against the saved ones.
 
 For each pair of settings, the memory weight and temperature are fitted on the validation split exactly as
-`train.py` fits them (`calibration.fit_memory_weight`), then the test split and the informal set are scored. The
+`train.py` fits them (`calibration.fit_memory_vote`), then the test split and the informal set are scored. The
 model runs once per split; every setting decodes the same logits and embeddings.
 
     python bench/decoding_settings.py --model bertmap-attributes     # a folder written by `python train.py`
@@ -20,7 +20,7 @@ import torch
 
 from hf_bertmap import WordMapper
 from hf_bertmap.arguments import DataArguments
-from hf_bertmap.calibration import fit_memory_weight, top_k_hits
+from hf_bertmap.calibration import fit_memory_vote, top_k_hits
 from hf_bertmap.data import gold_ids, load_informal_eval, load_splits
 
 NEIGHBORS = (5, 10, 30, 100)
@@ -61,8 +61,9 @@ def main() -> None:
         trial = type(decoding)(dataclasses.replace(decoding.config, memory_neighbors=neighbors,
                                                    memory_temperature=temperature), decoding.memory)
         texts, logits, pooled, golds = scored["validation"]
-        weight, calibrated, _ = fit_memory_weight(trial, logits, pooled, texts, golds)
-        trial.config = dataclasses.replace(trial.config, memory_weight=weight, temperature=calibrated)
+        chosen, _ = fit_memory_vote(trial, logits, pooled, texts, golds)
+        trial.config = dataclasses.replace(trial.config, **chosen)
+        weight = chosen["memory_weight"]
         row = {"memory_neighbors": neighbors, "memory_temperature": temperature, "memory_weight": weight,
                "saved": (neighbors, temperature) == saved}
         for name in ("validation", "test", "informal"):

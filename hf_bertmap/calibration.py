@@ -4,8 +4,10 @@ one pass of the model over the validation phrases:
 - temperature scaling: one scalar `T` that divides the logits so that the softmax probabilities are calibrated;
   the argmax (and so accuracy) does not change, only how much the probabilities can be trusted (abstention with
   `min_score` relies on them);
-- the memory weight: how much of the nearest stored phrases' vote to mix in, chosen by accuracy@1 (then @k);
-  with a memory, the temperature is fitted for each weight on the mixed probabilities, which are what users get.
+- the memory vote: how much of the nearest stored phrases' vote to mix in (the memory weight) and from which
+  closeness of the nearest stored phrase it counts at all, chosen together by accuracy@1 (then @k, then the
+  negative log-likelihood); with a memory, the temperature is fitted for each setting on the mixed probabilities,
+  which are what users get.
 
 Both are stored in the `DecodingConfig`, which is replaced, never changed in place: the settings tried on the way
 are passed by value (`dataclasses.replace`).
@@ -25,7 +27,9 @@ from .metrics import calibration_error, load_metric
 if TYPE_CHECKING:
     from .inference import WordMapper
 
-MEMORY_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+MEMORY_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)
+# The nearest stored phrase's cosine similarity at which the vote stops counting; None: it always counts.
+MEMORY_CLOSENESSES = (None, 0.5, 0.6, 0.7, 0.8, 0.9)
 DEFAULT_MEMORY_WEIGHT = 0.3  # without a validation split to choose it on
 # The decoding step is fitted on at most this many (validation phrase, output word) logits: 134 MB of float32 per
 # copy, all of a few thousand phrases over a few hundred words, the first few hundred over tens of thousands.
@@ -107,45 +111,50 @@ def _golden_section_minimum(f, low: float, high: float, iterations: int = 40) ->
     return (a + b) / 2
 
 
-def fit_memory_weight(decoding: WordMappingDecoder, logits: torch.Tensor, embeddings: torch.Tensor,
-                      phrases: list[str], labels: torch.Tensor, weights=MEMORY_WEIGHTS, k: int = 5,
-                      calibrate: bool = True) -> tuple[float, float, dict[float, tuple[float, float]]]:
-    """Choose the memory weight (and, with `calibrate`, the temperature for it) on validation.
+def fit_memory_vote(decoding: WordMappingDecoder, logits: torch.Tensor, embeddings: torch.Tensor,
+                    phrases: list[str], labels: torch.Tensor, weights=MEMORY_WEIGHTS,
+                    closenesses=MEMORY_CLOSENESSES, k: int = 5, calibrate: bool = True) -> tuple[dict, dict]:
+    """Choose the memory weight and closeness (and, with `calibrate`, the temperature for them) on validation.
 
-    For each weight in `weights`, the temperature minimising the golds' negative log-likelihood under the decoded
-    probabilities (classifier and memory vote mixed, so the mixture is what gets calibrated); then the weight whose
-    decoded probabilities score best: accuracy@1, then @k, then the smaller weight. Without `calibrate` the
-    decoding's temperature stays. The decoding step is not changed. Returns (weight, temperature, {weight: (accuracy@1,
+    For each (weight, closeness), the temperature minimising the golds' negative log-likelihood under the decoded
+    probabilities (classifier and memory vote mixed, so the mixture is what gets calibrated); then the setting
+    whose decoded probabilities score best: accuracy@1, then @k, then the smaller negative log-likelihood, then the
+    smaller weight. Without `calibrate` the decoding's temperature stays. The decoding step is not changed.
+    Returns (the chosen `{"memory_weight", "memory_closeness", "temperature"}`, {(weight, closeness): (accuracy@1,
     accuracy@k)}).
     """
     labels = torch.as_tensor(labels).long()
     if labels.dim() == 1:
         labels = labels.unsqueeze(-1)
-    vote = decoding.memory_vote(embeddings, logits.shape[-1])  # the same for every weight and temperature
+    vote = decoding.memory_vote(embeddings, logits.shape[-1])  # the same for every setting tried
 
-    def decoded(weight: float, temperature: float) -> torch.Tensor:
-        config = dataclasses.replace(decoding.config, memory_weight=weight, temperature=temperature)
+    def decoded(setting: tuple[float, float | None], temperature: float) -> torch.Tensor:
+        config = dataclasses.replace(decoding.config, memory_weight=setting[0], memory_closeness=setting[1],
+                                     temperature=temperature)
         return decoding.probabilities(logits, embeddings, phrases, config=config, vote=vote)
 
+    settings = [(0.0, None)] + [(w, c) for w in weights if w > 0 for c in closenesses]
     fits = {}
-    for weight in weights:
+    for setting in settings:
         temperature = decoding.config.temperature
         if calibrate:
             temperature = math.exp(_golden_section_minimum(
-                lambda log_t, weight=weight: decoded_nll(decoded(weight, math.exp(log_t)), labels),
+                lambda log_t, setting=setting: decoded_nll(decoded(setting, math.exp(log_t)), labels),
                 math.log(MIN_TEMPERATURE), math.log(MAX_TEMPERATURE)))
-        fits[weight] = (temperature, top_k_hits(decoded(weight, temperature), labels, k))
-    best = max(weights, key=lambda weight: (fits[weight][1], -weight))
-    return best, fits[best][0], {weight: hits for weight, (_, hits) in fits.items()}
+        probabilities = decoded(setting, temperature)
+        fits[setting] = (temperature, top_k_hits(probabilities, labels, k), decoded_nll(probabilities, labels))
+    best = max(settings, key=lambda setting: (fits[setting][1], -fits[setting][2], -setting[0]))
+    chosen = {"memory_weight": best[0], "memory_closeness": best[1], "temperature": fits[best][0]}
+    return chosen, {setting: hits for setting, (_, hits, _) in fits.items()}
 
 
 def fit_decoding(mapper: "WordMapper", train: Dataset, validation: Dataset, k: int = 5, memory: bool = True,
                  calibrate: bool = True) -> dict[str, float]:
     """Store the `train` phrases in the decoding step's memory (with `memory`, `labels` head), then, from one pass
-    over the `validation` phrases (as many as `MAX_FIT_LOGITS` allows), choose the memory weight and, with
-    `calibrate`, fit the temperature of the decoded (mixed) probabilities; `mapper.decoding.config` is replaced by
-    the fitted one. Returns what was fitted and measured: the validation ECE before calibration is that of the plain
-    classifier at temperature 1."""
+    over the `validation` phrases (as many as `MAX_FIT_LOGITS` allows), choose the memory weight and closeness
+    and, with `calibrate`, fit the temperature of the decoded (mixed) probabilities; `mapper.decoding.config` is
+    replaced by the fitted one. Returns what was fitted and measured: the validation ECE before calibration is
+    that of the plain classifier at temperature 1."""
     decoding, results = mapper.decoding, {}
     label2id = mapper.model.config.label2id
     if memory and mapper.model.config.head == "labels":
@@ -168,11 +177,11 @@ def fit_decoding(mapper: "WordMapper", train: Dataset, validation: Dataset, k: i
         return results
     before = logits.softmax(dim=-1)
     if decoding.memory is not None:
-        weight, temperature, scores = fit_memory_weight(decoding, logits, pooled, texts, golds, k=k,
-                                                        calibrate=calibrate)
-        decoding.config = dataclasses.replace(decoding.config, memory_weight=weight, temperature=temperature)
-        results.update(memory_weight=weight, eval_accuracy_without_memory=scores[0.0][0],
-                       eval_accuracy_with_memory=scores[weight][0])
+        chosen, scores = fit_memory_vote(decoding, logits, pooled, texts, golds, k=k, calibrate=calibrate)
+        decoding.config = dataclasses.replace(decoding.config, **chosen)
+        results.update(memory_weight=chosen["memory_weight"], memory_closeness=chosen["memory_closeness"],
+                       eval_accuracy_without_memory=scores[(0.0, None)][0],
+                       eval_accuracy_with_memory=scores[(chosen["memory_weight"], chosen["memory_closeness"])][0])
     elif calibrate:
         decoding.config = dataclasses.replace(decoding.config, temperature=fit_temperature(logits, golds))
     else:
@@ -185,5 +194,5 @@ def fit_decoding(mapper: "WordMapper", train: Dataset, validation: Dataset, k: i
     return results
 
 
-__all__ = ["fit_decoding", "fit_temperature", "fit_memory_weight", "gold_log_likelihood", "decoded_nll", "top_k_hits",
-           "MEMORY_WEIGHTS"]
+__all__ = ["fit_decoding", "fit_temperature", "fit_memory_vote", "gold_log_likelihood", "decoded_nll", "top_k_hits",
+           "MEMORY_WEIGHTS", "MEMORY_CLOSENESSES"]

@@ -8,7 +8,9 @@ here, the way `generate()` and `generation_config.json` live beside a language m
 - the logits are divided by the calibration `temperature` and soft-maxed;
 - a *memory* of known phrases (their normalised text, pooled embedding and gold words) adds what is known: a
   stored phrase, matched on its text, gets only its stored words (a lexicon, ranked by the classifier); any other
-  phrase mixes `memory_weight` of a vote of its `memory_neighbors` nearest stored phrases into the probabilities;
+  phrase mixes a vote of its `memory_neighbors` nearest stored phrases into the probabilities, with a share that
+  grows with how close the nearest one is (`memory_weight`, scaled down to 0 at `memory_closeness`), so a lone
+  far neighbour cannot outvote the classifier while a near-identical stored phrase still decides;
 - the `top_k` best words are returned, none when the best is below `min_score` (abstention).
 
 Settings are saved as `decoding_config.json`, the memory as `memory.safetensors`, beside the model. This file is
@@ -29,6 +31,7 @@ from .configuration_bertmap import normalize_phrase
 
 DECODING_CONFIG_FILE = "decoding_config.json"
 MEMORY_FILE = "memory.safetensors"
+MAX_PHRASE_CHARACTERS = 500  # a phrase typed into the page or sent to a server (and a correction's word)
 # Keyword arguments of `from_pretrained` that say where files come from; the decoding files are read with the same
 # ones as the weights, so a pinned revision gives the decoding step saved with those weights.
 HUB_KWARGS = ("revision", "token", "cache_dir", "local_files_only", "force_download", "proxies", "subfolder")
@@ -51,11 +54,17 @@ class DecodingConfig:
         lowercase (`bool`, defaults to `True`):
             Whether phrases are lower-cased before tokenisation, as in training.
         memory_weight (`float`, defaults to 0.0):
-            Share of the nearest stored phrases' vote in the probabilities of a phrase that is not stored.
+            Share of the nearest stored phrases' vote in the probabilities of a phrase that is not stored (all of
+            it when the nearest is identical; `memory_closeness` scales it down with distance).
         memory_neighbors (`int`, defaults to 30):
             Stored phrases that vote.
         memory_temperature (`float`, defaults to 0.05):
             Sharpness of the neighbors' softmax over their cosine similarities.
+        memory_closeness (`float`, *optional*):
+            The cosine similarity of the nearest stored phrase at which the vote stops counting: its share is
+            `memory_weight * (s - memory_closeness) / (1 - memory_closeness)` for a nearest similarity `s` between
+            the two, `memory_weight` at `s = 1` and 0 at or below `memory_closeness`. `None` (models saved before
+            it existed): the vote always has `memory_weight`.
     """
 
     temperature: float = 1.0
@@ -66,6 +75,7 @@ class DecodingConfig:
     memory_weight: float = 0.0
     memory_neighbors: int = 30
     memory_temperature: float = 0.05
+    memory_closeness: float | None = None
 
     def __post_init__(self):
         check_decoding(self.min_score, self.top_k)
@@ -74,6 +84,18 @@ class DecodingConfig:
         check_unit_interval("DecodingConfig: memory_weight", self.memory_weight)
         if self.memory_neighbors < 1 or self.memory_temperature <= 0 or self.max_length < 1:
             raise ValueError("DecodingConfig: memory_neighbors and max_length must be >= 1, memory_temperature > 0")
+        if self.memory_closeness is not None:
+            check_unit_interval("DecodingConfig: memory_closeness", self.memory_closeness)
+            if self.memory_closeness >= 1:
+                raise ValueError("DecodingConfig: memory_closeness must be below 1 (or None)")
+
+    def memory_share(self, closest: torch.Tensor) -> torch.Tensor:
+        """The memory vote's share of each phrase's probabilities, from the cosine similarity of its nearest stored
+        phrase `closest` (batch,)."""
+        if self.memory_closeness is None:
+            return torch.full_like(closest, self.memory_weight)
+        scale = ((closest - self.memory_closeness) / (1 - self.memory_closeness)).clamp(0.0, 1.0)
+        return self.memory_weight * scale
 
     @classmethod
     def from_dict(cls, values: dict) -> "DecodingConfig":
@@ -158,13 +180,23 @@ class PhraseMemory:
 
 class Decomposition(NamedTuple):
     """`WordMappingDecoder.decompose`'s answer: `probabilities` (batch, num_labels), what users get, as the sum of
-    `classifier` and `memory` (each word's share from the calibrated classifier and from the memory vote), and per
-    phrase its index in the memory when it is a stored phrase (None otherwise)."""
+    `classifier` and `memory` (each word's share from the calibrated classifier and from the memory vote), per
+    phrase its index in the memory when it is a stored phrase (None otherwise), and the memory vote's share of each
+    phrase's probabilities `memory_share` (batch,)."""
 
     probabilities: torch.Tensor
     classifier: torch.Tensor
     memory: torch.Tensor
     stored: list[int | None]
+    memory_share: torch.Tensor
+
+
+class MemoryVote(NamedTuple):
+    """`WordMappingDecoder.memory_vote`'s answer: the nearest stored phrases' vote `votes` (batch, num_labels), each
+    row summing to 1, and the cosine similarity of each phrase's nearest stored phrase `closest` (batch,)."""
+
+    votes: torch.Tensor
+    closest: torch.Tensor
 
 
 def pad_golds(golds: Sequence[int | Sequence[int]]) -> torch.Tensor:
@@ -251,7 +283,7 @@ class WordMappingDecoder:
 
     def probabilities(self, logits: torch.Tensor, embeddings: torch.Tensor | None = None,
                       phrases: list[str] | None = None, config: DecodingConfig | None = None,
-                      vote: torch.Tensor | None = None) -> torch.Tensor:
+                      vote: "MemoryVote | None" = None) -> torch.Tensor:
         """Probabilities (batch, num_labels) of normalised `phrases` from their `logits` and pooled `embeddings`.
 
         `config` decodes instead of `self.config`, which stays as it is (a fit passes
@@ -261,20 +293,23 @@ class WordMappingDecoder:
 
     def decompose(self, logits: torch.Tensor, embeddings: torch.Tensor | None = None,
                   phrases: list[str] | None = None, config: DecodingConfig | None = None,
-                  vote: torch.Tensor | None = None) -> "Decomposition":
+                  vote: "MemoryVote | None" = None) -> "Decomposition":
         """`probabilities` with where they come from: the calibrated classifier's share, the memory vote's share
-        (`memory_weight` of the nearest stored phrases' vote) and, per phrase, its index in the memory when it is a
+        (`memory_share` of the nearest stored phrases' vote) and, per phrase, its index in the memory when it is a
         stored phrase (it then gets only its stored words, ranked by the classifier)."""
         config = self.config if config is None else config
         classifier = (logits.float() / config.temperature).softmax(dim=-1)
         memory = self.memory
+        share = torch.zeros(len(classifier), device=classifier.device)
         if memory is None or not len(memory) or phrases is None:
-            return Decomposition(classifier, classifier, torch.zeros_like(classifier), [None] * len(classifier))
-        weight, num_labels = config.memory_weight, classifier.shape[-1]
+            return Decomposition(classifier, classifier, torch.zeros_like(classifier), [None] * len(classifier), share)
+        num_labels = classifier.shape[-1]
         golds = memory.golds.to(classifier.device)
-        if weight > 0 and embeddings is not None:
+        if config.memory_weight > 0 and embeddings is not None:
             vote = self.memory_vote(embeddings, num_labels, config) if vote is None else vote
-            from_classifier, from_memory = (1 - weight) * classifier, weight * vote
+            share = config.memory_share(vote.closest.to(classifier.device))
+            from_classifier = (1 - share).unsqueeze(-1) * classifier
+            from_memory = share.unsqueeze(-1) * vote.votes.to(classifier.device)
         else:
             from_classifier, from_memory = classifier.clone(), torch.zeros_like(classifier)
         probabilities = from_classifier + from_memory
@@ -286,7 +321,8 @@ class WordMappingDecoder:
                     ranked = (classifier[row] + 1e-12) * (known > 0)
                     probabilities[row] = from_classifier[row] = ranked / ranked.sum()
                     from_memory[row] = 0.0
-        return Decomposition(probabilities, from_classifier, from_memory, stored)
+                    share[row] = 0.0
+        return Decomposition(probabilities, from_classifier, from_memory, stored, share)
 
     def nearest(self, embeddings: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(cosine similarities, memory indices) of each embedding's `k` nearest stored phrases, (batch, k) each."""
@@ -300,8 +336,9 @@ class WordMappingDecoder:
         """Why each phrase gets its words, from the very `decompose` that `decode` uses: per phrase its `top_k`
         words with their probability and the classifier's and the memory vote's shares of it (the words and
         probabilities `decode` gives, or, when the best is below `min_score`, the candidates it withheld), whether it
-        abstained, whether the phrase is a stored one, and its `neighbors` nearest stored phrases with their words
-        and cosine similarity."""
+        abstained, whether the phrase is a stored one, the memory vote's share of its probabilities (scaled by how
+        close its nearest stored phrase is), and its `neighbors` nearest stored phrases with their words and cosine
+        similarity."""
         min_score = self.config.min_score if min_score is None else min_score
         check_decoding(min_score, self.config.top_k if top_k is None else top_k)
         parts = self.decompose(logits, embeddings, phrases)
@@ -319,6 +356,7 @@ class WordMappingDecoder:
                            "memory": float(parts.memory[row, index[word]])} for word, score in candidates[row]],
                 "abstained": candidates[row][0][1] < min_score,  # `select`'s rule
                 "stored": parts.stored[row] is not None,
+                "memory_share": float(parts.memory_share[row]),
                 "neighbors": [],
             }
             if near is not None:
@@ -330,10 +368,10 @@ class WordMappingDecoder:
         return explanations
 
     def memory_vote(self, embeddings: torch.Tensor, num_labels: int,
-                    config: DecodingConfig | None = None) -> torch.Tensor:
-        """(batch, num_labels): the vote of each phrase's `memory_neighbors` nearest stored phrases (a softmax of
-        their cosine similarities over `memory_temperature`, each neighbor's share split over its words), with
-        `config`'s settings or else `self.config`'s."""
+                    config: DecodingConfig | None = None) -> MemoryVote:
+        """The vote (batch, num_labels) of each phrase's `memory_neighbors` nearest stored phrases (a softmax of
+        their cosine similarities over `memory_temperature`, each neighbor's share split over its words) and the
+        similarity of the nearest, with `config`'s settings or else `self.config`'s."""
         config = self.config if config is None else config
         golds = self.memory.golds.to(embeddings.device)
         similarities, indices = self.nearest(embeddings, config.memory_neighbors)  # (batch, k)
@@ -341,7 +379,7 @@ class WordMappingDecoder:
         valid = (neighbors >= 0).float()
         split = valid / valid.sum(dim=-1, keepdim=True).clamp(min=1)  # each neighbor's words share its vote
         weights = (similarities / config.memory_temperature).softmax(dim=-1)
-        return spread(weights.unsqueeze(-1) * split, neighbors, num_labels)
+        return MemoryVote(spread(weights.unsqueeze(-1) * split, neighbors, num_labels), similarities[:, 0])
 
     def select(self, probabilities: torch.Tensor, words: list[str], top_k: int | None = None,
                min_score: float | None = None) -> list[list[tuple[str, float]]]:
@@ -363,7 +401,7 @@ class WordMappingDecoder:
         return self.select(self.probabilities(logits, embeddings, phrases), words, top_k, min_score)
 
 
-__all__ = ["DecodingConfig", "PhraseMemory", "WordMappingDecoder", "check_decoding", "check_positive_int",
-           "check_unit_interval", "multi_hot", "pad_golds",
-           "DECODING_CONFIG_FILE",
+__all__ = ["DecodingConfig", "PhraseMemory", "WordMappingDecoder", "MemoryVote", "Decomposition", "check_decoding",
+           "check_positive_int", "check_unit_interval", "multi_hot", "pad_golds",
+           "DECODING_CONFIG_FILE", "MAX_PHRASE_CHARACTERS",
            "MEMORY_FILE", "HUB_KWARGS"]

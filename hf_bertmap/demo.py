@@ -24,6 +24,7 @@ import re
 import tempfile
 import threading
 
+from .decoding_bertmap import MAX_PHRASE_CHARACTERS
 from .inference import WordMapper
 from .model_card import MIN_TRANSFORMERS, hub_repo_id
 from .output_folder import ALL_RESULTS_FILE, FolderChangedError, FolderInUseError, OutputFolder
@@ -32,7 +33,6 @@ from .plots import RELIABILITY_DIAGRAM, TRAINING_CURVE
 
 logger = logging.getLogger(__name__)
 
-MAX_PHRASE_CHARACTERS = 500  # a phrase, and a correction's word
 MAX_BATCH_PHRASES = 20_000
 MAX_BATCH_BYTES = 5 * 1024 * 1024  # an uploaded file (also Gradio's upload limit)
 KEEP_BATCH_OUTPUTS = 8  # the newest CSV files the Batch tab keeps for download; older ones are deleted
@@ -83,6 +83,9 @@ def explanation_markdown(why: dict, min_score: float) -> str:
         lines.append("**Nearest stored phrases**: " + ", ".join(
             f"*{text(n['phrase'])}* → {' / '.join(text(w) for w in n['words'])} ({n['similarity']:.2f})"
             for n in why["neighbors"]))
+        if not why["stored"]:
+            lines.append(f"Their vote makes up **{why['memory_share']:.0%}** of the probabilities (less the farther "
+                         "the nearest stored phrase is).")
     return "\n\n".join(lines)
 
 

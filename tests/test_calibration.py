@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from hf_bertmap import DecodingConfig, PhraseMemory, WordMappingDecoder
-from hf_bertmap.calibration import decoded_nll, fit_memory_weight, fit_temperature, gold_log_likelihood
+from hf_bertmap.calibration import MEMORY_WEIGHTS, decoded_nll, fit_memory_vote, fit_temperature, gold_log_likelihood
 from hf_bertmap.metrics import calibration_error
 
 
@@ -54,11 +54,28 @@ def test_the_memory_weight_is_the_one_decoding_validation_best():
     memory = PhraseMemory(["a", "b"], torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1], [2]]))
     decoder = WordMappingDecoder(DecodingConfig(memory_neighbors=1), memory)
     logits = torch.tensor([[2.0, 1.5, 0.0], [2.0, 0.0, 1.2]])
-    weight, temperature, scores = fit_memory_weight(decoder, logits, torch.eye(2), ["c", "d"], torch.tensor([1, 2]),
-                                                    k=2, calibrate=False)
-    assert scores[0.0] == (0.0, 1.0) and weight == 0.3 and temperature == 1.0  # the smallest weight right on both
-    assert all(scores[w][0] == 1.0 for w in (0.3, 0.4, 0.5, 0.6)) and scores[0.2][0] < 1.0
+    chosen, scores = fit_memory_vote(decoder, logits, torch.eye(2), ["c", "d"], torch.tensor([1, 2]), k=2,
+                                     calibrate=False, closenesses=(None,))
+    assert scores[(0.0, None)] == (0.0, 1.0)
+    assert chosen == {"memory_weight": 1.0, "memory_closeness": None, "temperature": 1.0}  # most mass on the golds
+    assert all(scores[(w, None)][0] == 1.0 for w in (0.3, 0.4, 0.5, 0.6, 0.8, 1.0)) and scores[(0.2, None)][0] < 1.0
     assert decoder.config.temperature == 1.0 and decoder.config.memory_weight == 0.0  # nothing set on the decoder
+
+
+def test_a_lone_far_neighbour_is_outweighed_while_a_near_one_decides():
+    # Validation: two phrases near a stored one (right by the memory) and two far from any (right by the
+    # classifier, wrong by the nearest stored phrase). Only a closeness between the two distances gets all four.
+    memory = PhraseMemory(["salmon", "loud"], torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]),
+                          torch.tensor([[0], [1]]))
+    decoder = WordMappingDecoder(DecodingConfig(memory_neighbors=1), memory)
+    embeddings = torch.tensor([[0.0, 0.98, 0.2], [0.0, 0.97, 0.24], [0.66, 0.0, 0.75], [0.6, 0.0, 0.8]])
+    logits = torch.tensor([[0.0, 0.0, 3.0]] * 4)  # the classifier says word 2 for all four
+    labels = torch.tensor([1, 1, 2, 2])
+    chosen, scores = fit_memory_vote(decoder, logits, embeddings, ["a", "b", "c", "d"], labels, k=1,
+                                     calibrate=False)
+    assert scores[(0.0, None)][0] == 0.5 and max(scores[(w, None)][0] for w in MEMORY_WEIGHTS) == 0.5
+    assert scores[(chosen["memory_weight"], chosen["memory_closeness"])][0] == 1.0
+    assert chosen["memory_closeness"] is not None and chosen["memory_weight"] > 0
 
 
 def test_with_a_memory_the_temperature_fits_the_mixed_probabilities():
@@ -69,10 +86,11 @@ def test_with_a_memory_the_temperature_fits_the_mixed_probabilities():
     embeddings, labels = torch.randn(200, 8), torch.randint(0, 5, (200,))
     logits = 4 * torch.nn.functional.one_hot(labels, 5).float() + 3 * torch.randn(200, 5)  # overconfident
     phrases = [f"q{i}" for i in range(200)]
-    weight, temperature, _ = fit_memory_weight(decoder, logits, embeddings, phrases, labels)
+    chosen, _ = fit_memory_vote(decoder, logits, embeddings, phrases, labels)
+    temperature = chosen["temperature"]
 
     def nll(t: float) -> float:
-        config = dataclasses.replace(decoder.config, temperature=t, memory_weight=weight)
+        config = dataclasses.replace(decoder.config, **dict(chosen, temperature=t))
         return decoded_nll(decoder.probabilities(logits, embeddings, phrases, config=config), labels)
 
     assert temperature > 1.0 and nll(temperature) <= min(nll(temperature * 1.1), nll(temperature / 1.1))

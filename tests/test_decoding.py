@@ -34,6 +34,33 @@ def test_memory_mixes_the_nearest_phrases_vote_into_unknown_phrases():
     assert decoder.config.memory_weight == 0.4  # a setting passed by value leaves the decoder's own as it was
 
 
+def test_the_vote_counts_less_the_farther_the_nearest_stored_phrase_is():
+    # Queries at cosine 0.95 and 0.6 from "tall", the only stored phrase; the vote counts from 0.7 up.
+    stored = PhraseMemory(["tall"], torch.tensor([[1.0, 0.0]]), torch.tensor([[0]]))
+    queries = torch.tensor([[0.95, (1 - 0.95**2) ** 0.5], [0.6, 0.8]])
+    decoder = WordMappingDecoder(DecodingConfig(memory_weight=0.8, memory_neighbors=1, memory_closeness=0.7), stored)
+    parts = decoder.decompose(LOGITS, queries, ["lofty", "fishy"])
+    near_share = 0.8 * (0.95 - 0.7) / (1 - 0.7)
+    assert parts.memory_share.tolist() == pytest.approx([near_share, 0.0])
+    vote = torch.tensor([1.0, 0.0, 0.0])
+    assert torch.allclose(parts.probabilities[0], (1 - near_share) * LOGITS.softmax(-1)[0] + near_share * vote,
+                          atol=1e-6)
+    assert torch.allclose(parts.probabilities[1], LOGITS.softmax(-1)[1], atol=1e-6)  # far: the classifier alone
+    always = dataclasses.replace(decoder.config, memory_closeness=None)  # models saved before closeness
+    assert decoder.decompose(LOGITS, queries, ["lofty", "fishy"], config=always).memory_share.tolist() == \
+        pytest.approx([0.8, 0.8])
+
+
+def test_explain_shows_the_memory_votes_share_of_each_phrase():
+    stored = PhraseMemory(["tall"], torch.tensor([[1.0, 0.0]]), torch.tensor([[0]]))
+    decoder = WordMappingDecoder(DecodingConfig(memory_weight=0.8, memory_neighbors=1, memory_closeness=0.7), stored)
+    queries = torch.tensor([[0.95, (1 - 0.95**2) ** 0.5], [0.6, 0.8]])
+    explained = decoder.explain(LOGITS, queries, ["lofty", "tall"], LABELS, top_k=2)
+    assert explained[0]["memory_share"] == pytest.approx(0.8 * 0.25 / 0.3)
+    assert explained[1]["stored"] and explained[1]["memory_share"] == 0.0  # a stored phrase: its words, no vote
+    assert explained[0]["words"][0]["memory"] == pytest.approx(explained[0]["memory_share"], abs=1e-6)
+
+
 def test_a_stored_phrase_is_matched_on_its_text_and_gets_only_its_words():
     decoder = WordMappingDecoder(DecodingConfig(memory_weight=0.4), memory())
     far = torch.tensor([[-1.0, 0.0], [0.0, -1.0]])  # embeddings say nothing: the text decides
@@ -72,8 +99,8 @@ def test_phrases_are_checked_and_normalised_like_training():
 
 
 def test_settings_and_memory_survive_a_save_and_load(tmp_path):
-    decoder = WordMappingDecoder(DecodingConfig(temperature=1.3, min_score=0.1, memory_weight=0.3, max_length=48),
-                                 memory())
+    decoder = WordMappingDecoder(DecodingConfig(temperature=1.3, min_score=0.1, memory_weight=0.3, max_length=48,
+                                                memory_closeness=0.6), memory())
     decoder.save_pretrained(tmp_path)
     assert json.loads((tmp_path / "decoding_config.json").read_text())["temperature"] == 1.3
     loaded = WordMappingDecoder.from_pretrained(tmp_path)
@@ -90,6 +117,8 @@ def test_settings_and_memory_survive_a_save_and_load(tmp_path):
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"temperature": 0.0}, "temperature must be > 0"),
     ({"memory_weight": 1.5}, r"memory_weight must be a number in \[0, 1\]"),
+    ({"memory_closeness": 1.0}, "memory_closeness must be below 1"),
+    ({"memory_closeness": -0.5}, r"memory_closeness must be a number in \[0, 1\]"),
     ({"min_score": -0.1}, r"min_score must be a number in \[0, 1\]"),
     ({"top_k": 2.5}, r"top_k must be an integer >= 1, got 2.5"),
 ])

@@ -60,7 +60,7 @@ def test_uploads_are_read_as_phrases_and_bad_ones_get_a_plain_message(tmp_path):
 
 
 def test_phrases_and_words_are_shown_as_text_never_as_html_or_markdown(saved_model):
-    why = {"abstained": True, "stored": False,
+    why = {"abstained": True, "stored": False, "memory_share": 0.2,
            "words": [{"word": w, "score": 0.05, "classifier": 0.05, "memory": 0.0} for w in HOSTILE],
            "neighbors": [{"phrase": p, "words": [p], "similarity": 0.5} for p in HOSTILE]}
     page = rendered(explanation_markdown(why, 0.1))

@@ -15,7 +15,7 @@ from transformers import AutoModel
 
 from hf_bertmap import WordMapper
 from hf_bertmap.arguments import BertMapTrainingArguments
-from hf_bertmap.calibration import fit_temperature
+from hf_bertmap.calibration import MEMORY_CLOSENESSES, MEMORY_WEIGHTS, fit_temperature
 from hf_bertmap.metrics import calibration_error
 from hf_bertmap.modeling_bertmap import masked_mean
 from hf_bertmap.pair_files import DataValidationError
@@ -116,7 +116,8 @@ def test_training_phrases_are_memorised_with_a_weight_chosen_on_validation(tiny_
     decoder = WordMapper.from_pretrained(tmp_path / "out").decoding
     train_phrases = {row.split(",")[0] for row in pair_files["train"].read_text().splitlines()[1:]}
     assert set(decoder.memory.phrases) == train_phrases and results["memory_size"] == len(train_phrases)
-    assert decoder.config.memory_weight == results["memory_weight"] in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
+    assert decoder.config.memory_weight == results["memory_weight"] in MEMORY_WEIGHTS
+    assert decoder.config.memory_closeness == results["memory_closeness"] in MEMORY_CLOSENESSES
     assert results["eval_accuracy_with_memory"] >= results["eval_accuracy_without_memory"]
     assert results["eval_accuracy"] == pytest.approx(results["eval_accuracy_with_memory"])
 
