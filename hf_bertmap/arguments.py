@@ -194,8 +194,9 @@ class DataArguments:
         default=20, metadata={"help": "Share of phrases held out for test when no test split is given."}
     )
     augment_copies: int = field(
-        default=1,
-        metadata={"help": "Extra training copies of each phrase with a random modifier ('very X', 'not very X')."},
+        default=0,
+        metadata={"help": "Extra training copies of each phrase with a random modifier ('very X', 'not very X'); "
+                  "none by default: the built-in everyday table holds such forms written by hand."},
     )
     misspellings: float = field(
         default=0.3,

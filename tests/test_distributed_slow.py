@@ -22,7 +22,9 @@ def train_flags(backbone, files, output, batch_size):
     return ["--use_cpu", "true", "--model_name_or_path", str(backbone), "--train_file", str(files["train"]),
             "--validation_file", str(files["validation"]), "--test_file", str(files["test"]),
             "--output_dir", str(output), "--per_device_train_batch_size", str(batch_size),
-            "--num_train_epochs", "3", "--learning_rate", "3e-3", "--disable_tqdm", "true"]
+            "--num_train_epochs", "3", "--learning_rate", "3e-3", "--disable_tqdm", "true",
+            "--augment_copies", "1"]  # the 49 training rows this comparison was set on; with the 34 rows of no
+    # copies the two-rank train loss came out 1.677 against 1.727, just past the 0.05 allowed
 
 
 def last_eval_loss(folder) -> float:

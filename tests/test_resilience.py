@@ -194,7 +194,8 @@ def test_long_non_ascii_emoji_and_duplicated_phrases_train_and_predict(tiny_back
     assert len(rows[7][0]) == 10_000
     with caplog.at_level("WARNING"):
         results = main(args(tiny_backbone, files, tmp_path / "out", "--num_train_epochs", "1",
-                            "--max_seq_length", "16", "--misspellings", "0", "--comparatives", "false"))
+                            "--max_seq_length", "16", "--misspellings", "0", "--comparatives", "false",
+                            "--augment_copies", "1"))
     messages = " ".join(record.getMessage() for record in caplog.records)
     # the 10,000-character phrase and its modifier copy
     assert "2 phrase(s) in train reached max_seq_length=16 tokens and were truncated" in messages
