@@ -1,5 +1,6 @@
 """The `bertmap` command: `bertmap predict MODEL PHRASE...`, `bertmap evaluate MODEL --file FILE`,
-`bertmap export MODEL OUTPUT_DIR`, `bertmap demo MODEL [--space DIR]` and `bertmap train [train.py flags]`.
+`bertmap export MODEL OUTPUT_DIR`, `bertmap demo MODEL [--space DIR]`, `bertmap serve MODEL` and
+`bertmap train [train.py flags]`.
 
 A user's mistake (a missing file, a bad row, a folder that is not a model...) ends the command with one line
 `error: ...` on stderr and exit status 1; `--debug` (or `HF_BERTMAP_DEBUG=1`, also for `train.py`) shows the
@@ -115,6 +116,8 @@ def describe(explanation: dict) -> str:
     if explanation["neighbors"]:
         lines.append("  nearest stored phrases: " + ", ".join(
             f"{n['phrase']} ({'/'.join(n['words'])}) {n['similarity']:.2f}" for n in explanation["neighbors"]))
+        if not explanation["stored"]:
+            lines.append(f"  their vote's share: {explanation['memory_share']:.2f} (smaller the farther the nearest)")
     return "\n".join(lines)
 
 
@@ -130,6 +133,22 @@ def demo(args: argparse.Namespace) -> None:
     mapper = _load(args)
     build_demo(mapper, title).launch(server_name=args.host, server_port=args.port, ssr_mode=False,
                                      max_file_size=MAX_BATCH_BYTES)
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Serve MODEL over HTTP (FastAPI and uvicorn), answering requests that arrive together in one forward."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise ImportError('bertmap serve needs FastAPI and uvicorn: pip install "hf_bertmap[serve]"') from None
+    from .serving import ServeSettings, build_app, load_for_serving
+
+    mapper, path = load_for_serving(args.model, args.backend, args.dtype, args.device, args.revision)
+    settings = ServeSettings(batching=not args.no_batching, max_batch_size=args.max_batch_size,
+                             max_wait_ms=args.max_wait_ms, allow_corrections=args.allow_corrections)
+    print(f"serving {args.model} ({path}) on http://{args.host}:{args.port} (OpenAPI docs at /docs)", file=sys.stderr)
+    uvicorn.run(build_app(mapper, settings, backend=path), host=args.host, port=args.port, log_level="warning",
+                timeout_keep_alive=5, limit_concurrency=args.max_connections)
 
 
 def evaluate(args: argparse.Namespace) -> None:
@@ -201,6 +220,26 @@ def main(argv: list[str] | None = None) -> None:
     x.add_argument("output_dir", help="where the model folder and model.onnx are written")
     x.add_argument("--overwrite", action="store_true",
                    help="write into a non-empty OUTPUT_DIR that holds no model (its other files stay)")
+    v = commands.add_parser("serve", help="serve MODEL over HTTP: POST /predict, GET /predict?q=, /health, /info")
+    v.add_argument("model", help="a trained model folder or Hub id")
+    v.add_argument("--host", default="127.0.0.1", help="address to serve on (0.0.0.0 for every interface)")
+    v.add_argument("--port", type=int, default=8000)
+    v.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto",
+                   help="auto: time torch float32, torch bfloat16 and ONNX Runtime here and serve the fastest that "
+                   "agrees with float32 (default); onnx: a folder written by `bertmap export`")
+    v.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
+                   help="the torch backend's precision; auto: bfloat16 where the device runs it natively and its "
+                   "words agree with float32's")
+    v.add_argument("--max-batch-size", dest="max_batch_size", type=positive_int, default=64,
+                   help="phrases answered in one forward")
+    v.add_argument("--max-wait-ms", dest="max_wait_ms", type=float, default=5.0,
+                   help="how long a forward waits for more requests after the first")
+    v.add_argument("--no-batching", dest="no_batching", action="store_true",
+                   help="answer each request in its own forward, one at a time")
+    v.add_argument("--max-connections", dest="max_connections", type=positive_int, default=512,
+                   help="open connections before new ones get a 503")
+    v.add_argument("--allow-corrections", dest="allow_corrections", action="store_true",
+                   help="accept POST /correct, which saves a phrase's word into the model folder")
     d.set_defaults(backend="torch")  # the page corrects and saves: the PyTorch model
     for sub in (p, e):
         sub.add_argument("--min-score", type=float, default=None,
@@ -208,14 +247,14 @@ def main(argv: list[str] | None = None) -> None:
         sub.add_argument("--batch-size", type=positive_int, default=64)
         sub.add_argument("--backend", choices=("torch", "onnx"), default="torch",
                          help="onnx: run a folder written by `bertmap export` in ONNX Runtime")
-    for sub in (p, e, d):
+    for sub in (p, e, d, v):
         sub.add_argument("--device", default=None, help="where to run the model, e.g. cuda or cpu")
-    for sub in (p, e, d, x):
+    for sub in (p, e, d, x, v):
         sub.add_argument("--revision", default=None, help="branch, tag or commit of a Hub model")
         sub.add_argument("--debug", action="store_true", help="show the traceback of an error")
     args = parser.parse_args(argv)
     with user_errors(args.debug):
-        {"demo": demo, "evaluate": evaluate, "export": export, "predict": predict}[args.command](args)
+        {"demo": demo, "evaluate": evaluate, "export": export, "predict": predict, "serve": serve}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -229,10 +229,10 @@ class WordMapper(MapperFolderMixin, CorrectionsMixin):
     def iter_outputs(self, phrases: list[str], batch_size: int = 64,
                      normalized: bool = False) -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
         """(normalised phrases, logits, pooled embeddings) per batch: the model's plain outputs, before decoding."""
-        return self._decode_batches(phrases, batch_size, lambda texts, logits, pooled, words: (texts, logits, pooled),
+        return self.decode_batches(phrases, batch_size, lambda texts, logits, pooled, words: (texts, logits, pooled),
                                     normalized)
 
-    def _decode_batches(self, phrases: list[str], batch_size: int, step, normalized: bool = False) -> Iterator:
+    def decode_batches(self, phrases: list[str], batch_size: int, step, normalized: bool = False) -> Iterator:
         """`step(texts, logits, pooled, words)` per batch, run with the forward under the mapper's lock, so that the
         words, head and memory it decodes with are those the logits came from."""
         for texts, inputs in self.batches(phrases, batch_size, normalized):
@@ -274,7 +274,7 @@ class WordMapper(MapperFolderMixin, CorrectionsMixin):
         `config` decodes instead of the model's own decoding settings (e.g. `dataclasses.replace(
         mapper.decoding.config, temperature=1.0)`). For many phrases over many words, `predict` keeps only the top
         words per batch."""
-        chunks = list(self._decode_batches(phrases, batch_size, lambda texts, logits, pooled, words:
+        chunks = list(self.decode_batches(phrases, batch_size, lambda texts, logits, pooled, words:
                                            self.decoding.probabilities(logits, pooled, texts, config=config).cpu()))
         return torch.cat(chunks) if chunks else torch.empty(0, self.model.config.num_labels)
 
@@ -313,7 +313,7 @@ class WordMapper(MapperFolderMixin, CorrectionsMixin):
                      min_score: float | None = None) -> Iterator[list[dict]]:
         """`explain`, one batch at a time (what `bertmap predict --explain` streams)."""
         check_positive_int("neighbors", neighbors)
-        return self._decode_batches(phrases, batch_size, lambda texts, logits, pooled, words:
+        return self.decode_batches(phrases, batch_size, lambda texts, logits, pooled, words:
                                     self.decoding.explain(logits, pooled, texts, words, top_k, min_score, neighbors))
 
     def iter_predict(self, phrases: list[str], top_k: int | None = None, batch_size: int = 64,
@@ -321,7 +321,7 @@ class WordMapper(MapperFolderMixin, CorrectionsMixin):
         """`predict`, one batch at a time (what `bertmap predict --file` streams)."""
         config = self.decoding.config
         check_decoding(config.min_score if min_score is None else min_score, config.top_k if top_k is None else top_k)
-        return self._decode_batches(phrases, batch_size, lambda texts, logits, pooled, words:
+        return self.decode_batches(phrases, batch_size, lambda texts, logits, pooled, words:
                                     self.decoding.decode(logits, pooled, texts, words, top_k, min_score))
 
     def rank(self, phrases: list[str], k: int = 5, batch_size: int = 64,
@@ -337,7 +337,7 @@ class WordMapper(MapperFolderMixin, CorrectionsMixin):
             return top, probabilities
 
         for start, (top, probabilities) in zip(range(0, len(phrases), batch_size),
-                                               self._decode_batches(phrases, batch_size, step)):
+                                               self.decode_batches(phrases, batch_size, step)):
             ranked += top.indices.tolist()
             scores += top.values.tolist()
             if golds is not None:

@@ -12,6 +12,7 @@ from huggingface_hub import CommitInfo, HfApi
 from safetensors import safe_open
 
 from .corrections import write_corrections
+from .endpoint_handler import write_endpoint_handler
 from .onnx_backend import OnnxWordMapping, export_onnx
 from .output_folder import (
     FolderChangedError,
@@ -128,6 +129,7 @@ class MapperFolderMixin:
             return
         if self.card_data is not None:  # the card of this model: its words, its decoding
             self.card_data.write(folder, self.model.config, self.decoding.config, repo_id)
+        write_endpoint_handler(folder)  # Inference Endpoints serve the pushed folder as it is
         source = self.source_folder
         copied = glob.glob(os.path.join(source, "*_results.json")) if source is not None else []
         if source is not None and self.card_data is not None:

@@ -18,6 +18,7 @@ from transformers.trainer import OPTIMIZER_NAME, TRAINER_STATE_NAME
 from transformers.trainer_pt_utils import LengthGroupedSampler
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
+from .endpoint_handler import write_endpoint_handler
 from .model_folder import check_model_folder, check_safetensors_file
 from .output_folder import ALL_RESULTS_FILE, OutputFolder, apply_umask, write_error
 
@@ -145,6 +146,7 @@ class BertMapTrainer(Trainer):
                     os.path.join(staging, TRAINER_STATE_NAME))
                 write_results(staging, split_metrics)
                 write_card(staging)
+                write_endpoint_handler(staging)
         except Exception as err:
             error = write_error(err, staging)
             if error is not None:

@@ -60,9 +60,9 @@ def test_default_run_smoke(tiny_backbone, tmp_path):
 def test_quality_smoke(tiny_backbone, tmp_path):
     results = run_bench("quality.py", "--backbone", str(tiny_backbone), "--train_fraction", "0.5",
                         "--variant", "text=--head text", "--add_labels_systems", "default,text", cwd=tmp_path)
-    assert 0 < results["split"]["train"] < 60 and results["variants"] == {"text": "--head text"}
+    assert 0 < results["split"]["train"] < 400 and results["variants"] == {"text": "--head text"}
     for system in ("zero_shot", "embedding_knn", "setfit", "seed_design", "default", "text"):
-        for split in ("test", "informal"):
+        for split in ("test", "test_everyday", "informal"):
             row = results[system][split]
             assert 0.0 <= row["top1"] <= row["top5"] <= 1.0 and 0.0 <= row["ece"] <= 1.0, (system, split)
     default = results["default"]
@@ -74,6 +74,17 @@ def test_quality_smoke(tiny_backbone, tmp_path):
         assert 0 < len(added["held_out"]) <= 3 and 0.0 <= added["held_out_top1"] <= added["held_out_top5"] <= 1.0
     for system in ("embedding_knn", "setfit", "seed_design", "default", "text"):
         assert set(results[system]["examples"]) == {"fishy", "valuable", "large", "very chonky"}, system
+
+
+def test_serve_smoke(saved_model, tmp_path):
+    pytest.importorskip("fastapi")
+    results = run_bench("serve.py", "--model", str(saved_model), "--clients", "1,4", cwd=tmp_path)
+    for name in ("batching x1", "batching x4", "no batching x1", "no batching x4"):
+        run = results["runs"][name]
+        assert run["failures"] == [] and run["answers_equal_to_predict"] == 1.0 and run["phrases_per_s"] > 0, name
+    bad = results["runs"]["batching x4"]["bad"]
+    assert set(bad) == {"malformed JSON", "empty phrase", "100,000 characters", "10,000 phrases", "wrong type"}
+    assert all(status.startswith("4") for statuses in bad.values() for status in statuses), bad
 
 
 def write_gloss_fixture(folder: Path) -> Path:

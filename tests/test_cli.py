@@ -169,6 +169,7 @@ def test_predict_explain_adds_the_sources_of_each_word(saved_model, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("very fishy\t") and lines[1].startswith("  words: ")
     assert lines[2].startswith("  nearest stored phrases: fishy (smell) ")
+    assert lines[3].startswith("  their vote's share: ")
 
 
 def test_train_py_reads_a_corrections_file_as_training_pairs(saved_model, tiny_backbone, tmp_path):
