@@ -2,7 +2,7 @@
 extra); the Inference Endpoints handler saved beside every model is `endpoint_handler.py`'s.
 
     bertmap serve bertmap-attributes --port 8000
-    curl -s localhost:8000/predict -d '{"inputs": ["very chonky", "fishy"], "parameters": {"top_k": 2}}'
+    curl -s localhost:8000/predict -H 'Content-Type: application/json' -d '{"inputs": ["very chonky", "fishy"]}'
     curl -s 'localhost:8000/predict?q=very+chonky'
 
 Requests that arrive together are answered in one forward (*dynamic batching*: `Batcher` collects up to
