@@ -311,6 +311,13 @@ much more most less least not no never hardly barely nowhere anything nothing no
 dead well mad wicked crazy bloody damn hella mega ultra af ish ever side enough almost nearly mostly""".split())
 
 
+def head_words(wn, phrase: str) -> set[str]:
+    """A phrase's head words: its words that are not `MODIFIERS` words (the phrase itself when it is one word), by
+    their WordNet adjective base form (`bigger` -> `big`)."""
+    words = [w for w in tokens(phrase) if w not in MODIFIERS] if " " in phrase or "-" in phrase else [phrase]
+    return {wn.morphy(word, "a") or word for word in words}
+
+
 def phrase_links(wn, phrases: list[str]) -> dict[str, str]:
     """Each phrase's links, for the grouped split: the head words and WordNet adjective synsets it shares with
     another phrase, as numbers (`12 873 4410`). A phrase's head words are its words that are not `MODIFIERS`
@@ -319,10 +326,8 @@ def phrase_links(wn, phrases: list[str]) -> dict[str, str]:
     `large.a.01`). Numbers follow the sorted link names, so a rebuild gives the same file."""
     keys = {}
     for phrase in phrases:
-        words = [w for w in tokens(phrase) if w not in MODIFIERS] if " " in phrase or "-" in phrase else [phrase]
         found = set()
-        for word in words:
-            base = wn.morphy(word.replace(" ", "_"), "a") or word
+        for base in head_words(wn, phrase):
             found.add(f"word:{base}")
             found.update(f"synset:{synset.name()}" for synset in wn.synsets(base.replace(" ", "_"), "a"))
         keys[phrase] = found

@@ -10,17 +10,11 @@ import argparse
 import tempfile
 from collections import Counter
 
-from build_wordnet_attributes import MODIFIERS, open_wordnet, tokens
+from build_wordnet_attributes import head_words, open_wordnet
 
 from hf_bertmap.arguments import DataArguments
 from hf_bertmap.data import BUILTIN_COLUMNS, BUILTIN_DATA, group_by_phrase, load_splits, split_by_phrase
 from hf_bertmap.pair_files import read_pair_file
-
-
-def head_words(wn, phrase: str) -> set[str]:
-    """A phrase's words that are not modifiers, by their WordNet adjective base form."""
-    words = [w for w in tokens(phrase) if w not in MODIFIERS] if " " in phrase or "-" in phrase else [phrase]
-    return {wn.morphy(w, "a") or w for w in words}
 
 
 def report(wn, train, test) -> dict[str, float]:
