@@ -36,6 +36,11 @@ DEFAULT_MEMORY_WEIGHT = 0.3  # without a validation split to choose it on
 MAX_FIT_LOGITS = 2**25
 
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
+# Each memory setting is scored at its best temperature on this grid (each 1.1 times the one before), the chosen one
+# then refined between its grid neighbours.
+TEMPERATURE_STEP = math.log(1.1)
+TEMPERATURE_GRID = tuple(MIN_TEMPERATURE * math.exp(i * TEMPERATURE_STEP)
+                         for i in range(int(math.log(MAX_TEMPERATURE / MIN_TEMPERATURE) / TEMPERATURE_STEP) + 1))
 
 
 def gold_log_likelihood(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -76,10 +81,13 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 
     return float(log_temperature.detach().exp().clamp(MIN_TEMPERATURE, MAX_TEMPERATURE))
 
 
-def top_k_hits(probabilities: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[float, float]:
+def top_k_hits(probabilities: torch.Tensor, labels: torch.Tensor, k: int,
+               columns: torch.Tensor | None = None) -> tuple[float, float]:
     """accuracy@1 and accuracy@k (the `word_mapping` metric's) of `probabilities` (n, num_labels) against gold ids
-    `labels` (n, max_golds), -100 padded."""
-    ranked = probabilities.topk(min(k, probabilities.shape[-1]), dim=-1).indices.tolist()
+    `labels` (n, max_golds), -100 padded; `columns` (n, m): the word id of each column of `probabilities` when
+    they are (n, m) probabilities of some words only (`ReducedFit`)."""
+    ranked = probabilities.topk(min(k, probabilities.shape[-1]), dim=-1).indices
+    ranked = (ranked if columns is None else columns.gather(1, ranked)).tolist()
     references = [[gold for gold in row if gold >= 0] for row in labels.tolist()]
     results = load_metric().compute(predictions=ranked, references=references, k=k)
     return results["accuracy"], results["accuracy_at_k"]
@@ -93,7 +101,7 @@ def decoded_nll(probabilities: torch.Tensor, labels: torch.Tensor) -> float:
     return float(-mass.clamp(min=1e-12).log().mean())
 
 
-def _golden_section_minimum(f, low: float, high: float, iterations: int = 40) -> float:
+def _golden_section_minimum(f, low: float, high: float, iterations: int = 24) -> float:
     """The argument in [low, high] minimising a unimodal `f`."""
     ratio = (5**0.5 - 1) / 2
     a, b = low, high
@@ -111,39 +119,99 @@ def _golden_section_minimum(f, low: float, high: float, iterations: int = 40) ->
     return (a + b) / 2
 
 
+class ReducedFit:
+    """The validation logits cut to the words that can change a setting's score, so that the many (weight,
+    closeness, temperature) settings tried cost little with tens of thousands of output words: per phrase, its
+    golds, its `k` best words by the classifier, every word of its memory vote and, for a stored phrase, its stored
+    words. `probabilities` gives `WordMappingDecoder.decompose`'s probabilities of those words exactly (a word left
+    out has at most the `k`-th kept word's share of the classifier and no vote, so top-`k` and the golds' mass are
+    unchanged); each temperature still normalises over every word once."""
+
+    def __init__(self, decoding: WordMappingDecoder, logits: torch.Tensor, embeddings: torch.Tensor,
+                 phrases: list[str], labels: torch.Tensor, k: int):
+        num_labels = logits.shape[-1]
+        self.logits = logits.float()
+        vote = decoding.memory_vote(embeddings, num_labels)
+        keep = multi_hot(labels, num_labels).bool() | (vote.votes > 0)
+        keep.scatter_(1, self.logits.topk(min(k, num_labels), dim=-1).indices, True)
+        memory_golds = decoding.memory.golds
+        self.stored = torch.tensor([decoding.memory.index.get(phrase) is not None for phrase in phrases])
+        known = torch.zeros_like(keep)
+        for row in self.stored.nonzero().flatten().tolist():
+            i = decoding.memory.index[phrases[row]]
+            known[row] = multi_hot(memory_golds[i : i + 1].to(keep.device), num_labels)[0].bool()
+        keep |= known
+        # the kept words first; a row keeping fewer than the widest keeps some others too, which changes nothing
+        self.columns = keep.float().topk(int(keep.sum(dim=-1).max()), dim=-1).indices  # (n, m)
+        self.kept_logits = self.logits.gather(1, self.columns)
+        self.votes = vote.votes.gather(1, self.columns)
+        self.closest = vote.closest
+        self.known = known.gather(1, self.columns)
+        self.gold = multi_hot(labels, num_labels).bool().gather(1, self.columns)
+        self.has_gold = (labels >= 0).any(dim=-1)
+        self.normalizers: dict[float, torch.Tensor] = {}
+
+    def probabilities(self, config) -> torch.Tensor:
+        """(n, m) decoded probabilities of the kept words under `config` (temperature, memory weight and
+        closeness), as `decompose` gives them."""
+        temperature = config.temperature
+        if temperature not in self.normalizers:  # over every word, once per temperature
+            self.normalizers[temperature] = (self.logits / temperature).logsumexp(dim=-1, keepdim=True)
+        classifier = (self.kept_logits / temperature - self.normalizers[temperature]).exp()
+        share = config.memory_share(self.closest) if config.memory_weight > 0 else torch.zeros_like(self.closest)
+        probabilities = (1 - share).unsqueeze(-1) * classifier + share.unsqueeze(-1) * self.votes
+        if self.stored.any():  # a stored phrase: only its stored words, ranked by the classifier
+            ranked = (classifier[self.stored] + 1e-12) * self.known[self.stored]
+            probabilities[self.stored] = ranked / ranked.sum(dim=-1, keepdim=True)
+        return probabilities
+
+    def nll(self, probabilities: torch.Tensor) -> float:
+        """`decoded_nll` of the kept words' probabilities."""
+        mass = (probabilities * self.gold).sum(dim=-1)[self.has_gold]
+        return float(-mass.clamp(min=1e-12).log().mean())
+
+
 def fit_memory_vote(decoding: WordMappingDecoder, logits: torch.Tensor, embeddings: torch.Tensor,
                     phrases: list[str], labels: torch.Tensor, weights=MEMORY_WEIGHTS,
                     closenesses=MEMORY_CLOSENESSES, k: int = 5, calibrate: bool = True) -> tuple[dict, dict]:
     """Choose the memory weight and closeness (and, with `calibrate`, the temperature for them) on validation.
 
-    For each (weight, closeness), the temperature minimising the golds' negative log-likelihood under the decoded
-    probabilities (classifier and memory vote mixed, so the mixture is what gets calibrated); then the setting
-    whose decoded probabilities score best: accuracy@1, then @k, then the smaller negative log-likelihood, then the
-    smaller weight. Without `calibrate` the decoding's temperature stays. The decoding step is not changed.
+    For each (weight, closeness), the temperature of `TEMPERATURE_GRID` minimising the golds' negative
+    log-likelihood under the decoded probabilities (classifier and memory vote mixed, so the mixture is what gets
+    calibrated); then the setting whose decoded probabilities score best: accuracy@1, then @k, then the smaller
+    negative log-likelihood, then the smaller weight; its temperature is then refined between the grid's
+    neighbours. Without `calibrate` the decoding's temperature stays. Each decoding is `ReducedFit`'s, exact and
+    cheap with tens of thousands of words. The decoding step is not changed.
     Returns (the chosen `{"memory_weight", "memory_closeness", "temperature"}`, {(weight, closeness): (accuracy@1,
     accuracy@k)}).
     """
     labels = torch.as_tensor(labels).long()
     if labels.dim() == 1:
         labels = labels.unsqueeze(-1)
-    vote = decoding.memory_vote(embeddings, logits.shape[-1])  # the same for every setting tried
+    reduced = ReducedFit(decoding, logits, embeddings, phrases, labels, k)
 
     def decoded(setting: tuple[float, float | None], temperature: float) -> torch.Tensor:
-        config = dataclasses.replace(decoding.config, memory_weight=setting[0], memory_closeness=setting[1],
-                                     temperature=temperature)
-        return decoding.probabilities(logits, embeddings, phrases, config=config, vote=vote)
+        return reduced.probabilities(dataclasses.replace(decoding.config, memory_weight=setting[0],
+                                                         memory_closeness=setting[1], temperature=temperature))
+
+    def fit(setting: tuple[float, float | None], temperature: float) -> tuple[float, tuple[float, float], float]:
+        probabilities = decoded(setting, temperature)
+        return temperature, top_k_hits(probabilities, labels, k, reduced.columns), reduced.nll(probabilities)
 
     settings = [(0.0, None)] + [(w, c) for w in weights if w > 0 for c in closenesses]
     fits = {}
-    for setting in settings:
+    for setting in settings:  # each at its best temperature of a grid shared by all (normalised once each)
         temperature = decoding.config.temperature
         if calibrate:
-            temperature = math.exp(_golden_section_minimum(
-                lambda log_t, setting=setting: decoded_nll(decoded(setting, math.exp(log_t)), labels),
-                math.log(MIN_TEMPERATURE), math.log(MAX_TEMPERATURE)))
-        probabilities = decoded(setting, temperature)
-        fits[setting] = (temperature, top_k_hits(probabilities, labels, k), decoded_nll(probabilities, labels))
+            temperature = min(TEMPERATURE_GRID, key=lambda t, setting=setting: reduced.nll(decoded(setting, t)))
+        fits[setting] = fit(setting, temperature)
     best = max(settings, key=lambda setting: (fits[setting][1], -fits[setting][2], -setting[0]))
+    if calibrate:  # the chosen setting's temperature, refined between the grid's neighbours of its best
+        log_t = math.log(fits[best][0])
+        fits[best] = fit(best, math.exp(_golden_section_minimum(
+            lambda log_t: reduced.nll(decoded(best, math.exp(log_t))),
+            max(log_t - TEMPERATURE_STEP, math.log(MIN_TEMPERATURE)),
+            min(log_t + TEMPERATURE_STEP, math.log(MAX_TEMPERATURE)))))
     chosen = {"memory_weight": best[0], "memory_closeness": best[1], "temperature": fits[best][0]}
     return chosen, {setting: hits for setting, (_, hits, _) in fits.items()}
 

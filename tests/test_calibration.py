@@ -7,7 +7,15 @@ import pytest
 import torch
 
 from hf_bertmap import DecodingConfig, PhraseMemory, WordMappingDecoder
-from hf_bertmap.calibration import MEMORY_WEIGHTS, decoded_nll, fit_memory_vote, fit_temperature, gold_log_likelihood
+from hf_bertmap.calibration import (
+    MEMORY_WEIGHTS,
+    ReducedFit,
+    decoded_nll,
+    fit_memory_vote,
+    fit_temperature,
+    gold_log_likelihood,
+    top_k_hits,
+)
 from hf_bertmap.metrics import calibration_error
 
 
@@ -94,3 +102,26 @@ def test_with_a_memory_the_temperature_fits_the_mixed_probabilities():
         return decoded_nll(decoder.probabilities(logits, embeddings, phrases, config=config), labels)
 
     assert temperature > 1.0 and nll(temperature) <= min(nll(temperature * 1.1), nll(temperature / 1.1))
+
+
+def test_the_fit_scores_only_the_words_that_can_matter_and_gets_the_full_decodings_scores():
+    # 300 words: each phrase's golds, top-k words, vote words and (stored phrase "p3") stored words are kept, and
+    # their probabilities, top-k and golds' mass are exactly those of decoding over every word.
+    torch.manual_seed(0)
+    keys, golds = torch.randn(40, 8), torch.randint(0, 300, (40, 2))
+    decoder = WordMappingDecoder(DecodingConfig(memory_neighbors=5), PhraseMemory([f"p{i}" for i in range(40)],
+                                                                                  keys, golds))
+    embeddings, labels = torch.randn(60, 8), torch.randint(0, 300, (60, 2))
+    labels[::3, 1] = -100
+    logits = 3 * torch.randn(60, 300)
+    phrases = [f"q{i}" for i in range(59)] + ["p3"]
+    reduced = ReducedFit(decoder, logits, embeddings, phrases, labels, k=5)
+    assert reduced.columns.shape[1] < 300
+    for weight, closeness, temperature in ((0.0, None, 1.0), (0.5, None, 0.3), (0.8, 0.2, 2.5)):
+        config = dataclasses.replace(decoder.config, memory_weight=weight, memory_closeness=closeness,
+                                     temperature=temperature)
+        full = decoder.probabilities(logits, embeddings, phrases, config=config)
+        kept = reduced.probabilities(config)
+        assert torch.allclose(kept, full.gather(1, reduced.columns), atol=1e-6)
+        assert top_k_hits(kept, labels, 5, reduced.columns) == top_k_hits(full, labels, 5)
+        assert reduced.nll(kept) == pytest.approx(decoded_nll(full, labels), rel=1e-5)
