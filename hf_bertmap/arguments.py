@@ -14,6 +14,7 @@ from .configuration_bertmap import (
     HEADS,
     LABEL_REFRESH_STEPS,
     POOLINGS,
+    TRAINING_SOFTMAXES,
     check_choice,
     check_head_scoring,
 )
@@ -103,6 +104,16 @@ class ModelArguments:
         metadata={"help": "With --head text, encode at most N of a batch's gold words with gradients (at random; a "
                   "step then costs less); 0: none, the rows follow the encoder only when encoded anew. Default: all."},
     )
+    label_hard_negatives: int = field(
+        default=0,
+        metadata={"help": "With --head text, encode with gradients also the N wrong words that score highest against "
+                  "the batch's phrases, so the encoder learns to tell them from the gold words."},
+    )
+    label_training_softmax: str = field(
+        default="all",
+        metadata={"help": "With --head text, the words a training step's softmax runs over: all (the stored rows of "
+                  "those not encoded in the step) or encoded (the batch's gold words and hard negatives only)."},
+    )
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout before the head."})
     calibrate: bool = field(
         default=True,
@@ -147,6 +158,7 @@ class ModelArguments:
     def __post_init__(self):
         check_choice("--pooling", self.pooling, POOLINGS)
         check_choice("--head", self.head, HEADS)
+        check_choice("--label_training_softmax", self.label_training_softmax, TRAINING_SOFTMAXES)
         if self.head_scoring is not None:
             check_choice("--head_scoring", self.head_scoring, HEAD_SCORINGS)
         check_unit_interval("--min_score", self.min_score)
@@ -157,7 +169,7 @@ class ModelArguments:
         check_head_scoring(self.head, self.head_scoring, "--head/--head_scoring")
         if self.freeze_head and self.head == "vocab":
             raise ValueError("--freeze_head applies to --head labels or text only")
-        for name in ("label_refresh_steps", "label_gradient_words"):
+        for name in ("label_refresh_steps", "label_gradient_words", "label_hard_negatives"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise ValueError(f"--{name} must be >= 0, got {getattr(self, name)}")
         if self.init_head_from_label_names and self.head != "labels":

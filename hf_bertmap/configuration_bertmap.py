@@ -9,6 +9,7 @@ from transformers.configuration_utils import SubConfigSpec
 POOLINGS = ("mean", "cls", "pooler")
 HEADS = ("labels", "text", "vocab")
 HEAD_SCORINGS = ("linear", "cosine")
+TRAINING_SOFTMAXES = ("all", "encoded")  # a text head's words in a training step's softmax
 LOGIT_SCALE_INIT = 3.0  # log(20): a softmax temperature of 0.05 over cosines
 LABEL_TEXT_LENGTH = 32  # tokens of a word's text (the word, or the word and its description) the text head encodes
 LABEL_REFRESH_STEPS = 50
@@ -67,6 +68,14 @@ class BertMapConfig(PreTrainedConfig):
             With `head="text"`, how many of a training batch's gold words are encoded with gradients (drawn at
             random; the others score with their stored rows); `None`, every one of them; 0, none: the rows then
             follow the encoder only when encoded anew.
+        label_hard_negatives (`int`, defaults to 0):
+            With `head="text"`, how many wrong words a training batch also encodes with gradients: those scoring
+            highest against any of its phrases by the stored rows (the model's current confusions), so the
+            encoder learns to tell them from the gold words; 0, none.
+        label_training_softmax (`str`, defaults to `"all"`):
+            With `head="text"`, the words a training step's softmax runs over: `"all"`, every word (the stored rows
+            of those not encoded in the step); `"encoded"`, only the words encoded with gradients in the step (the
+            batch's gold words and its hard negatives), as dual encoders train on in-batch and hard negatives.
         classifier_dropout (`float`, defaults to 0.1):
             Dropout on the pooled embedding before the head.
         initializer_range (`float`, defaults to 0.02):
@@ -93,6 +102,8 @@ class BertMapConfig(PreTrainedConfig):
     label_text_length: int = LABEL_TEXT_LENGTH
     label_refresh_steps: int | None = LABEL_REFRESH_STEPS
     label_gradient_words: int | None = None
+    label_hard_negatives: int = 0
+    label_training_softmax: str = "all"
     classifier_dropout: float = 0.1
     initializer_range: float = 0.02
     tie_word_embeddings: bool = False
@@ -101,6 +112,7 @@ class BertMapConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         check_choice("BertMapConfig: pooling", self.pooling, POOLINGS)
         check_choice("BertMapConfig: head", self.head, HEADS)
+        check_choice("BertMapConfig: label_training_softmax", self.label_training_softmax, TRAINING_SOFTMAXES)
         if self.head == "text" and self.head_scoring is None:  # the text head's rows are embeddings: cosine
             self.head_scoring = "cosine"
         if self.head_scoring is None:  # a config saved before `head_scoring`: a logit scale meant cosine scoring
@@ -109,10 +121,11 @@ class BertMapConfig(PreTrainedConfig):
         check_head_scoring(self.head, self.head_scoring, "BertMapConfig")
         if self.label_refresh_steps is None:
             self.label_refresh_steps = LABEL_REFRESH_STEPS
-        if self.label_text_length < 1 or self.label_refresh_steps < 0 or (self.label_gradient_words or 0) < 0:
-            raise ValueError("BertMapConfig: label_text_length must be >= 1, label_refresh_steps and "
-                             f"label_gradient_words >= 0; got {self.label_text_length}, {self.label_refresh_steps} "
-                             f"and {self.label_gradient_words}")
+        counts = (self.label_refresh_steps, self.label_gradient_words or 0, self.label_hard_negatives)
+        if self.label_text_length < 1 or min(counts) < 0:
+            raise ValueError("BertMapConfig: label_text_length must be >= 1, label_refresh_steps, "
+                             f"label_gradient_words and label_hard_negatives >= 0; got {self.label_text_length}, "
+                             f"{self.label_refresh_steps}, {self.label_gradient_words} and {self.label_hard_negatives}")
         if self.head_scoring == "cosine" and self.logit_scale_init_value is None:
             self.logit_scale_init_value = LOGIT_SCALE_INIT
         # The vocabulary head reuses the input word embeddings as its projection.

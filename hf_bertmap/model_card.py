@@ -207,6 +207,8 @@ class BertMapCardData(CardData):
         }
         if config.head == "text":
             hyperparameters["word rows encoded anew every"] = f"{config.label_refresh_steps} steps"
+            hyperparameters["wrong words encoded with gradients per step"] = config.label_hard_negatives
+            hyperparameters["training softmax over"] = f"{config.label_training_softmax} words"
         if data_args.label_descriptions:  # a file's name, never its path
             hyperparameters["word descriptions"] = os.path.basename(data_args.label_descriptions)
         card_data = cls(data_counts=data_counts, hyperparameters=hyperparameters, base_model=base_model,
@@ -269,7 +271,8 @@ UNLISTED_ARGUMENTS = {
     "model_name_or_path", "tokenizer_name", "cache_dir", "token", "model_revision", "trust_remote_code", "license",
     "language", "train_file", "validation_file", "test_file", "label_file", "label_descriptions", "dataset_name",
     "dataset_config_name", "overwrite_cache", "preprocessing_num_workers", "pooling", "head", "head_scoring",
-    "freeze_layers", "freeze_head", "init_head_from_label_names", "label_refresh_steps",
+    "freeze_layers", "freeze_head", "init_head_from_label_names", "label_refresh_steps", "label_hard_negatives",
+    "label_training_softmax",
 }
 
 

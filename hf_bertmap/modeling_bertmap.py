@@ -138,6 +138,9 @@ class LabelHead(WordHead):
         self.bias = nn.Parameter(torch.cat([bias, bias.mean().expand(len(rows))]), requires_grad=bias.requires_grad)
 
 
+UNSCORED = -1e4  # the training logit of a word left out of the softmax: no probability, no gradient, no NaN
+
+
 class TextHead(WordHead):
     """The output layer over words known by their text (`head="text"`): each word's row is the encoder's own pooled
     embedding of its text (the word, or the word and a short description: `"smell: any property detected by the
@@ -153,7 +156,10 @@ class TextHead(WordHead):
     the stored rows at the cost of a `LabelHead`, and ONNX exports them as constants. The head keeps its rows in
     step with the encoder it is given: in a training step it encodes the batch's gold words with gradients (at most
     `config.label_gradient_words` of them) and all words anew every `config.label_refresh_steps` steps; outside
-    training, and before the model is saved, it encodes all words anew if training moved the encoder since.
+    training, and before the model is saved, it encodes all words anew if training moved the encoder since. With
+    `config.label_training_softmax="encoded"` the training softmax runs over the words encoded in the step only
+    (the batch's gold words and its `config.label_hard_negatives`): no stored row, encoded by an earlier encoder,
+    competes with rows of the current one.
     """
 
     kind, rows_are = "text", "are the encoder's embeddings of the words' texts"
@@ -182,30 +188,50 @@ class TextHead(WordHead):
             return self.score(pooled, self.rows)
         refresh_steps = self.config.label_refresh_steps
         if refresh_steps and self.steps_since_refresh >= refresh_steps:
-            self.encode_rows(encoder)
+            self.encode_rows(encoder, in_step=True)
         self.stale, self.steps_since_refresh = True, self.steps_since_refresh + 1
-        rows = self.rows
+        logits = self.score(pooled, self.rows)  # the stored rows are constants of the step
         if labels is not None and torch.is_grad_enabled():
-            gold = labels[labels >= 0].unique().to(rows.device)
+            gold = labels[labels >= 0].unique().to(logits.device)
             limit = self.config.label_gradient_words
             if limit is not None and len(gold) > limit:
                 gold = gold[torch.randperm(len(gold), device=gold.device)[:limit]]
-            if len(gold):
-                rows = rows.index_copy(0, gold, encoder.pool(*self.texts(gold)).to(rows.dtype))
-        return self.score(pooled, rows)
+            words = torch.cat([gold, self.hard_negatives(logits, labels)])
+            if len(words):  # their columns scored against their texts encoded with gradients
+                fresh = self.score(pooled, encoder.pool(*self.texts(words)), words).to(logits.dtype)
+                if self.config.label_training_softmax == "encoded":
+                    logits = torch.full_like(logits, UNSCORED)
+                logits = logits.index_copy(1, words, fresh)
+        return logits
 
-    def score(self, pooled: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        text_scores = cosine_logits(pooled, rows, self.logit_scale, self.bias)
-        return text_scores + nn.functional.linear(pooled, self.weight)
+    @torch.no_grad()
+    def hard_negatives(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The `config.label_hard_negatives` words, gold words aside, that score highest against any phrase of the
+        batch by the stored rows (`logits`): the wrong words the model now finds most alike, encoded with gradients
+        too so that the encoder learns to tell them apart (the other rows are constants until encoded anew)."""
+        count = min(self.config.label_hard_negatives or 0, logits.shape[-1])
+        if not count:
+            return labels.new_zeros(0).to(logits.device)
+        best = logits.float().amax(dim=0)
+        best[labels[labels >= 0].to(logits.device)] = float("-inf")
+        best = best.topk(count)
+        return best.indices[best.values > float("-inf")]
+
+    def score(self, pooled: torch.Tensor, rows: torch.Tensor, words: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (batch, words) of `rows`, the rows of `words` (default: every word)."""
+        bias, weight = (self.bias, self.weight) if words is None else (self.bias[words], self.weight[words])
+        return cosine_logits(pooled, rows, self.logit_scale, bias) + nn.functional.linear(pooled, weight)
 
     def refresh(self, encoder: "BertForWordMapping") -> None:
         """`encode_rows` if training moved the encoder since the rows were encoded (or the texts changed)."""
         if self.stale:
             self.encode_rows(encoder)
 
-    def encode_rows(self, encoder: "BertForWordMapping") -> None:
-        """Encode every row anew from its word's text with `encoder` (in eval mode)."""
-        self.rows.copy_(encoder.encode_word_texts(self.text_ids, self.text_mask))
+    def encode_rows(self, encoder: "BertForWordMapping", in_step: bool = False) -> None:
+        """Encode every row anew from its word's text with `encoder` (in eval mode); `in_step`, inside a training
+        step, under the step's own mixed precision (bfloat16 where training uses it: the rows are constants of the
+        step), else in the model's dtype (the rows that are evaluated, saved and served)."""
+        self.rows.copy_(encoder.encode_word_texts(self.text_ids, self.text_mask, keep_autocast=in_step))
         self.stale, self.steps_since_refresh = False, 0
 
     def freeze(self) -> None:
@@ -400,19 +426,22 @@ class BertForWordMapping(BertMapPreTrainedModel):
         return WordMappingOutput(loss=loss, logits=logits, pooled_output=embedding)
 
     @torch.no_grad()
-    def encode_word_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                          batch_size: int = 256) -> torch.Tensor:
+    def encode_word_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, batch_size: int = 256,
+                          keep_autocast: bool = False) -> torch.Tensor:
         """The pooled embeddings (n, hidden) of tokenised word texts (n, length) with the current encoder in eval
-        mode, in batches each cut to its longest text: a `TextHead`'s rows. In the model's own dtype even under
-        mixed-precision autocast (training with --bf16): the rows are saved and served like weights."""
+        mode, in batches of similar length each cut to its longest text: a `TextHead`'s rows. In the model's own
+        dtype even under mixed-precision autocast (training with --bf16): the rows are saved and served like
+        weights; `keep_autocast` encodes them under the autocast in force instead (a refresh inside a step)."""
         was_training = self.training
         self.eval()
-        with torch.autocast(self.device.type, enabled=False):
-            chunks = [self.pool(*trim_padding(input_ids[start : start + batch_size],
-                                              attention_mask[start : start + batch_size]))
-                      for start in range(0, len(input_ids), batch_size)]
+        order = attention_mask.sum(dim=-1).argsort()
+        with torch.autocast(self.device.type, enabled=torch.is_autocast_enabled(self.device.type) and keep_autocast):
+            chunks = [self.pool(*trim_padding(input_ids[batch], attention_mask[batch])).float()
+                      for batch in order.split(batch_size)]
         self.train(was_training)
-        return torch.cat(chunks) if chunks else input_ids.new_zeros(0, self.config.encoder_config.hidden_size).float()
+        if not chunks:
+            return input_ids.new_zeros(0, self.config.encoder_config.hidden_size).float()
+        return torch.cat(chunks)[order.argsort().to(chunks[0].device)].to(self.dtype)
 
     def set_word_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
         """Give a `TextHead` its words' tokenised texts (num_labels, length), in `id2label` order, and encode its

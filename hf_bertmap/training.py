@@ -250,6 +250,8 @@ def build_model(model_args: ModelArguments, label_names: list[str], encoder: Pre
         head_scoring=plan.head_scoring if plan else model_args.head_scoring,
         label_refresh_steps=plan.label_refresh_steps if plan else model_args.label_refresh_steps,
         label_gradient_words=model_args.label_gradient_words,
+        label_hard_negatives=model_args.label_hard_negatives,
+        label_training_softmax=model_args.label_training_softmax,
         classifier_dropout=model_args.classifier_dropout,
         id2label=dict(enumerate(label_names)),
     )

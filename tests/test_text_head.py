@@ -63,6 +63,44 @@ def test_a_training_step_sends_gradients_through_the_gold_words_texts(tokenizer)
     assert model.encoder.embeddings.word_embeddings.weight.grad.abs().sum() > 0
 
 
+def test_a_training_step_also_encodes_the_wrong_words_that_score_highest(tokenizer):
+    mapper = text_mapper(tokenizer, label_hard_negatives=1)
+    model = mapper.model.train()
+    pooled, texts = [], []
+    model.classifier.register_forward_pre_hook(lambda module, args: pooled.append(args[0].detach()))
+    model.encoder.register_forward_hook(lambda module, args, kwargs, out: texts.append(kwargs["input_ids"]),
+                                        with_kwargs=True)
+    model(**tokenizer(PHRASES, padding=True, return_tensors="pt"), labels=torch.tensor([1, 1, 1, 1])).loss.backward()
+    cosines = torch.nn.functional.normalize(pooled[0], dim=-1) @ torch.nn.functional.normalize(
+        model.classifier.rows, dim=-1).T
+    hardest = 0 if cosines[:, 0].max() > cosines[:, 2].max() else 2  # the gold word 1 aside
+    expected = mapper.tokenize_word_texts([mapper.words[1], mapper.words[hardest]])[0]
+    assert torch.equal(texts[1], expected[:, : texts[1].shape[1]])
+
+
+def test_the_encoded_training_softmax_scores_only_the_words_encoded_in_the_step(tokenizer):
+    mapper = text_mapper(tokenizer, label_training_softmax="encoded")
+    model = mapper.model.train()
+    inputs = tokenizer(PHRASES, padding=True, return_tensors="pt")
+    out = model(**inputs, labels=torch.tensor([1, 1, 2, 2]))
+    assert (out.logits[:, 0] < -1e3).all() and (out.logits[:, 1:] > -1e3).all()  # word 0 was not encoded
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and model.encoder.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+    assert (model.eval()(**inputs).logits > -1e3).all()  # outside training, every word is scored
+
+
+def test_a_refresh_inside_a_step_keeps_its_mixed_precision_and_the_saved_rows_do_not(tokenizer):
+    mapper = text_mapper(tokenizer)
+    model, head = mapper.model, mapper.model.classifier
+    exact = head.rows.clone()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        head.encode_rows(model, in_step=True)
+        in_step = head.rows.clone()
+        head.encode_rows(model)
+    assert not torch.equal(in_step, exact) and torch.allclose(in_step, exact, atol=0.1)
+    assert torch.allclose(head.rows, exact, atol=1e-6)
+
+
 def test_rows_are_encoded_anew_once_training_moved_the_encoder(tokenizer):
     mapper = text_mapper(tokenizer)
     model = mapper.model
