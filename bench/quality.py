@@ -277,9 +277,9 @@ def held_out_classes(splits, count: int, seed: int = 0) -> list[str]:
 
 
 def add_labels_experiment(work: Path, splits, flags: list[str], count: int) -> dict:
-    """Train a recipe (train.py `flags`) with `count` classes removed from training, add them back by name (with
-    their descriptions if the recipe reads some), and score the test phrases that have one of them as a gold (only
-    the held-out golds count)."""
+    """Train a recipe (train.py `flags`) with `count` classes removed from training, add them back by name and,
+    separately, with their WordNet glosses as descriptions (`add_labels(words, descriptions=...)`), and score the
+    test phrases that have one of them as a gold (only the held-out golds count)."""
     held_out = held_out_classes(splits, count)
     work.mkdir()
     files = {}
@@ -289,25 +289,37 @@ def add_labels_experiment(work: Path, splits, flags: list[str], count: int) -> d
     output = work / "held-out"
     wall = train(output, [*flags, "--train_file", str(files["train"]), "--validation_file", str(files["validation"]),
                           "--test_file", str(files["test"])], work / "held_out.log")
-    mapper = WordMapper.from_pretrained(output)
-    assert not set(held_out) & set(mapper.words)
     test = splits["test"].filter(lambda row: any(w in held_out for w in row["targets"]))
     held_targets = [[w for w in words if w in held_out] for words in test["targets"]]
-    overall_before = score(mapper.predict_proba(list(splits["test"]["phrase"])), list(splits["test"]["targets"]),
-                           mapper.words)
-    # A recipe trained with word descriptions adds the new words with theirs, as its user would.
-    descriptions = flags[flags.index("--label_descriptions") + 1] if "--label_descriptions" in flags else None
-    mapper.add_labels(held_out, descriptions=read_label_descriptions(descriptions) if descriptions else None)
-    after = score(mapper.predict_proba(list(test["phrase"])), held_targets, mapper.words)
-    overall_after = score(mapper.predict_proba(list(splits["test"]["phrase"])), list(splits["test"]["targets"]),
-                          mapper.words)
-    return {"held_out": held_out, "test_phrases_with_a_held_out_gold": len(test), "train_wall_s": wall,
-            "held_out_top1": after["top1"], "held_out_top5": after["top5"],
-            "all_test_top1_before_adding": overall_before["top1"], "all_test_top1_after_adding": overall_after["top1"],
-            "all_test_top5_before_adding": overall_before["top5"], "all_test_top5_after_adding": overall_after["top5"]}
+    glosses = read_label_descriptions("wordnet")
+    inside = sum(any(phrase in glosses[w].lower() for w in words)
+                 for phrase, words in zip(test["phrase"], held_targets))
+    report = {"held_out": held_out, "test_phrases_with_a_held_out_gold": len(test), "train_wall_s": wall,
+              "test_phrases_inside_their_description": inside}
+    for way, descriptions in (("by_name", None), ("described", {w: glosses[w] for w in held_out})):
+        mapper = WordMapper.from_pretrained(output)
+        assert not set(held_out) & set(mapper.words)
+        before = score(mapper.predict_proba(list(splits["test"]["phrase"])), list(splits["test"]["targets"]),
+                       mapper.words)
+        mapper.add_labels(held_out, descriptions=descriptions)
+        after = score(mapper.predict_proba(list(test["phrase"])), held_targets, mapper.words)
+        overall = score(mapper.predict_proba(list(splits["test"]["phrase"])), list(splits["test"]["targets"]),
+                        mapper.words)
+        report[way] = {"held_out_top1": after["top1"], "held_out_top5": after["top5"],
+                       "all_test_top1_before_adding": before["top1"], "all_test_top1_after_adding": overall["top1"],
+                       "all_test_top5_before_adding": before["top5"], "all_test_top5_after_adding": overall["top5"]}
+    return report
 
 
 def print_tables(report: dict, variants: list[str] = ()) -> None:
+    for name, row in report.get("add_labels", {}).items():
+        print(f"\n{name}: add_labels, {len(row['held_out'])} classes never trained on "
+              f"({row['test_phrases_with_a_held_out_gold']} test phrases, "
+              f"{row['test_phrases_inside_their_description']} of them inside their word's gloss)")
+        for way in ("by_name", "described"):
+            added = row[way]
+            print(f"  {way:<10} top-1 {added['held_out_top1']:.3f}, top-5 {added['held_out_top5']:.3f}; all test "
+                  f"top-1 {added['all_test_top1_before_adding']:.3f} -> {added['all_test_top1_after_adding']:.3f}")
     names = [name for name in (*SYSTEMS, *variants) if name in report]
     everyday = lambda row, key: row["test_everyday"][key] if "test_everyday" in row else float("nan")  # noqa: E731
     print(f"\n{'system':<14}{'test top-1':>11}{'top-5':>8}{'macro-F1':>10}{'ECE':>8}{'everyday top-1':>16}"
@@ -333,11 +345,6 @@ def print_tables(report: dict, variants: list[str] = ()) -> None:
     for test_row, informal_row in zip(default["test"]["abstention"], default["informal"]["abstention"]):
         print(f"{test_row['min_score']:>9.2f}{test_row['coverage']:>15.3f}{test_row['accuracy'] or 0:>10.3f}"
               f"{informal_row['coverage']:>19.3f}{informal_row['accuracy'] or 0:>10.3f}")
-    for name, row in report.get("add_labels", {}).items():
-        print(f"\n{name}: add_labels, {len(row['held_out'])} classes never trained on "
-              f"({row['test_phrases_with_a_held_out_gold']} test phrases): top-1 {row['held_out_top1']:.3f}, "
-              f"top-5 {row['held_out_top5']:.3f}; all test top-1 {row['all_test_top1_before_adding']:.3f} -> "
-              f"{row['all_test_top1_after_adding']:.3f}")
 
 
 def keep_fraction(splits, fraction: float, work: Path) -> list[str]:
@@ -378,6 +385,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a tiny run, for the test suite")
     parser.add_argument("--train_fraction", type=float, default=1.0,
                         help="keep this share of the training adjectives for every system (small-data regime)")
+    parser.add_argument("--output_dir", default=None, help="keep the trained models here (default: a temp folder)")
     parser.add_argument("--variant", action="append", default=[],
                         help="NAME=FLAGS: also train `train.py FLAGS` and score it like the default (repeatable)")
     args = parser.parse_args()
@@ -411,8 +419,9 @@ def main() -> None:
         report["zero_shot"] = zero_shot(backbone, labels, splits, informal)
     if "embedding_knn" in systems:
         report["embedding_knn"] = embedding_knn(backbone, splits, informal, labels)
-    with tempfile.TemporaryDirectory() as work:
-        work = Path(work)
+    with tempfile.TemporaryDirectory() as temp:
+        work = Path(args.output_dir or temp)
+        work.mkdir(parents=True, exist_ok=True)
         if "setfit" in systems:
             report["setfit"] = setfit_peer(backbone, splits, informal, labels, args.smoke, work)
         os.environ["HF_DATASETS_CACHE"] = str(work / "datasets-cache")  # no preprocessing cache hits

@@ -71,7 +71,9 @@ def test_quality_smoke(tiny_backbone, tmp_path):
     assert all(a["coverage"] >= b["coverage"] for a, b in zip(curve, curve[1:]))
     assert set(default["informal_by_category"]) == set(results["informal_categories"])
     for added in (results["add_labels"]["default"], results["add_labels"]["text"]):
-        assert 0 < len(added["held_out"]) <= 3 and 0.0 <= added["held_out_top1"] <= added["held_out_top5"] <= 1.0
+        assert 0 < len(added["held_out"]) <= 3
+        for way in ("by_name", "described"):
+            assert 0.0 <= added[way]["held_out_top1"] <= added[way]["held_out_top5"] <= 1.0
     for system in ("embedding_knn", "setfit", "seed_design", "default", "text"):
         assert set(results[system]["examples"]) == {"fishy", "valuable", "large", "very chonky"}, system
 
@@ -117,6 +119,37 @@ def test_reverse_dictionary_smoke(tiny_backbone, tmp_path):
         assert 0.0 <= row["acc@1"] <= row["acc@10"] <= row["acc@100"] <= 1.0 and row["n"] == n
         assert 1 <= row["median_rank"] <= 6
         assert results["seed_design"][split]["n"] == results["default"][f"{split}_one_token"]["n"]
+
+
+def test_reverse_dictionary_refuses_a_word_read_with_an_evaluation_definition(tiny_backbone, tmp_path):
+    from conftest import write_pairs
+
+    glosses = write_gloss_fixture(tmp_path / "glosses")
+    descriptions = tmp_path / "words.tsv"
+    write_pairs(descriptions, [("size", "how big"), ("value", "what it is worth: so expensive")],
+                header=("word", "description"))
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "reverse_dictionary.py"), "--smoke", "--backbone",
+                             str(tiny_backbone), "--glosses", str(glosses), "--descriptions",
+                             str(glosses / "descriptions.tsv"), "--skip_default", "--recipe",
+                             f"leaky=--head text --label_descriptions {descriptions}"],
+                            capture_output=True, text=True, cwd=tmp_path, stdin=subprocess.DEVNULL, timeout=600)
+    assert result.returncode != 0
+    assert "recipe leaky: 1 evaluation phrase(s) on the word side, e.g. 'value' is read with 'so expensive'" in (
+        result.stderr)
+    assert not (tmp_path / "leaky").exists()  # refused before training
+
+
+def test_reverse_dictionary_recipes_are_scored_side_by_side_with_the_text_heads_word_side_checked(tiny_backbone,
+                                                                                                   tmp_path):
+    glosses = write_gloss_fixture(tmp_path / "glosses")
+    descriptions = tmp_path / "words.tsv"
+    descriptions.write_text("word\tdescription\nsize\thow big a thing is\n")
+    results = run_bench("reverse_dictionary.py", "--backbone", str(tiny_backbone), "--glosses", str(glosses),
+                        "--descriptions", str(glosses / "descriptions.tsv"), "--epochs", "2", "--recipe",
+                        f"described=--head text --label_descriptions {descriptions}", cwd=tmp_path)
+    assert results["epochs"] == 2.0 and results["described"]["flags"][:2] == ["--head", "text"]
+    for recipe in ("default", "described"):
+        assert results[recipe]["held_out_definitions"]["n"] == 2 and results[recipe]["losses"], recipe
 
 
 def test_decoding_settings_smoke(saved_model, tmp_path):
