@@ -46,7 +46,7 @@ def test_non_bert_encoder_configs_survive_the_round_trip(tmp_path):
         ({"pooling": "max"}, "pooling: unknown value 'max'; choose one of mean, cls, pooler"),
         ({"head": "mlp"}, "head: unknown value 'mlp'; choose one of labels, text, vocab"),
         ({"head_scoring": "dot"}, "head_scoring: unknown value 'dot'; choose one of linear, cosine"),
-        ({"label_training_softmax": "some"}, "label_training_softmax: unknown value 'some'; choose one of all, encoded"),
+        ({"label_training_softmax": "x"}, "label_training_softmax: unknown value 'x'; choose one of all, encoded"),
         ({"label_hard_negatives": -1}, "label_hard_negatives >= 0; got 32, 50, None and -1"),
     ],
 )
